@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "gridlet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gridlet", targets: ["gridlet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CModbus"),
+        .systemLibrary(name: "CMosquitto"),
+        .systemLibrary(name: "CYAML"),
+        .target(name: "GridletCore"),
+        .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
+        .target(name: "GridletModbus", dependencies: ["CModbus", "GridletCore"]),
+        .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletCore"]),
+        .target(name: "GridletQueue", dependencies: ["GridletCore"]),
+        .target(name: "GridletAgent", dependencies: [
+            "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue",
+        ]),
+        .executableTarget(name: "gridlet", dependencies: [
+            "GridletAgent",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "GridletCoreTests", dependencies: ["GridletCore"]),
+        .testTarget(name: "GridletYAMLTests", dependencies: ["GridletYAML", "GridletCore"]),
+        .testTarget(name: "GridletModbusTests", dependencies: ["GridletModbus", "GridletYAML", "GridletCore"]),
+        .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue", "GridletCore"]),
+        .testTarget(name: "GridletMQTTTests", dependencies: ["GridletMQTT", "GridletCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
