@@ -1,0 +1,96 @@
+/// How a value is laid out in Modbus registers.
+public enum RegisterType: String, Sendable, Equatable, CaseIterable {
+    case uint16, int16, uint32, int32, float32, float64
+    public var registerCount: Int {
+        switch self {
+        case .uint16, .int16: return 1
+        case .uint32, .int32, .float32: return 2
+        case .float64: return 4
+        }
+    }
+}
+
+/// Order of 16-bit words in a multi-register value. Bytes inside a word are always big-endian.
+public enum WordOrder: String, Sendable, Equatable {
+    case hiFirst = "hi_first"   // ABCD
+    case loFirst = "lo_first"   // CDAB
+}
+
+/// Modbus register table a point lives in.
+public enum RegisterTable: String, Sendable, Equatable {
+    case holding   // read fc 3, write fc 6/16
+    case input     // read fc 4
+    public var readFunction: Int { self == .holding ? 3 : 4 }
+}
+
+/// One readable quantity of a device. `value = raw * scale`.
+public struct ProfilePoint: Sendable, Equatable {
+    /// Canonical names the agent understands: power_w, import_wh, export_wh, voltage_l1_v..l3,
+    /// current_l1_a..l3, frequency_hz, and for chargers charging (0/1), vehicle_connected (0/1),
+    /// energy_wh, setpoint_a. Other names are read and shown by `gridlet read` but not used in control.
+    public var name: String
+    public var address: Int
+    public var table: RegisterTable
+    public var type: RegisterType
+    public var wordOrder: WordOrder
+    public var scale: Double
+    public var unit: String
+    public var verified: Bool
+    public init(name: String, address: Int, table: RegisterTable, type: RegisterType, wordOrder: WordOrder = .hiFirst,
+                scale: Double = 1, unit: String = "", verified: Bool = false) {
+        self.name = name; self.address = address; self.table = table; self.type = type
+        self.wordOrder = wordOrder; self.scale = scale; self.unit = unit; self.verified = verified
+    }
+}
+
+/// A writable holding register (charger control).
+public struct ProfileRegister: Sendable, Equatable {
+    public var address: Int
+    public var type: RegisterType
+    public var scale: Double      // register value = physical value / scale
+    public init(address: Int, type: RegisterType = .uint16, scale: Double = 1) {
+        self.address = address; self.type = type; self.scale = scale
+    }
+}
+
+/// The charger control surface of a profile.
+public struct ChargerControl: Sendable, Equatable {
+    /// Charging current setpoint in A per phase; 0 = pause.
+    public var chargingCurrent: ProfileRegister
+    /// Current the charger falls back to by itself when the agent stops refreshing.
+    public var failsafeCurrent: ProfileRegister?
+    /// Seconds without a refresh after which the charger applies its failsafe current.
+    public var failsafeTimeout: ProfileRegister?
+    /// Register written with `aliveValue` to show the agent is alive.
+    public var alive: ProfileRegister?
+    public var aliveValue: Int
+    /// Resolution of the setpoint in A (amps are rounded down to it).
+    public var currentResolution: Double
+    public init(chargingCurrent: ProfileRegister, failsafeCurrent: ProfileRegister? = nil, failsafeTimeout: ProfileRegister? = nil,
+                alive: ProfileRegister? = nil, aliveValue: Int = 1, currentResolution: Double = 1) {
+        self.chargingCurrent = chargingCurrent; self.failsafeCurrent = failsafeCurrent; self.failsafeTimeout = failsafeTimeout
+        self.alive = alive; self.aliveValue = aliveValue; self.currentResolution = currentResolution
+    }
+}
+
+public enum DeviceKind: String, Sendable, Equatable { case meter, charger }
+
+/// A device's register map: what to read, how to decode it, how to control it.
+public struct DeviceProfile: Sendable, Equatable {
+    public var name: String
+    public var kind: DeviceKind
+    public var vendor: String
+    public var model: String
+    public var defaultUnit: Int
+    public var transport: String      // "rtu", "tcp" or "rtu,tcp": what the real device offers
+    public var notes: String
+    public var sources: [String]
+    public var points: [ProfilePoint]
+    public var control: ChargerControl?
+    public init(name: String, kind: DeviceKind, vendor: String, model: String, defaultUnit: Int = 1, transport: String = "rtu",
+                notes: String = "", sources: [String] = [], points: [ProfilePoint], control: ChargerControl? = nil) {
+        self.name = name; self.kind = kind; self.vendor = vendor; self.model = model; self.defaultUnit = defaultUnit
+        self.transport = transport; self.notes = notes; self.sources = sources; self.points = points; self.control = control
+    }
+    public func point(_ name: String) -> ProfilePoint? { points.first { $0.name == name } }
+}
