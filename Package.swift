@@ -14,13 +14,14 @@ let package = Package(
         .systemLibrary(name: "CModbus"),
         .systemLibrary(name: "CMosquitto"),
         .systemLibrary(name: "CYAML"),
+        .target(name: "CGridletSys"),
         .target(name: "GridletCore"),
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
         .target(name: "GridletModbus", dependencies: ["CModbus", "GridletCore"]),
         .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletCore"]),
         .target(name: "GridletQueue", dependencies: ["GridletCore"]),
         .target(name: "GridletAgent", dependencies: [
-            "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue",
+            "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys",
         ]),
         .executableTarget(name: "gridlet", dependencies: [
             "GridletAgent",

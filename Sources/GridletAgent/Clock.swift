@@ -1,0 +1,34 @@
+import Glibc
+import GridletCore
+import CGridletSys
+
+/// The real clocks. The core never reads them: the agent passes times in.
+public enum Clock {
+    /// Wall clock, Unix milliseconds.
+    public static func wallMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// Monotonic milliseconds, for intervals and timeouts.
+    public static func monoMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    public static func rfc3339Now() -> String { Timestamp.format(ms: wallMs()) }
+
+    /// True when the kernel says the clock is synchronised (NTP/PTP via adjtimex).
+    public static func isSynchronised() -> Bool {
+        gridlet_clock_synchronised() == 1
+    }
+
+    public static func sleepMs(_ ms: Int64) {
+        guard ms > 0 else { return }
+        var ts = timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms % 1000) * 1_000_000))
+        var rem = timespec()
+        while nanosleep(&ts, &rem) != 0 && errno == EINTR { ts = rem }
+    }
+}

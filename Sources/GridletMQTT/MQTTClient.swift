@@ -1,0 +1,219 @@
+import CMosquitto
+import Glibc
+import Synchronization
+
+/// What the libmosquitto network thread reports. Topic and payload are copied before the
+/// callback returns (libmosquitto frees them afterwards).
+public enum MQTTEvent: Sendable, Equatable {
+    case connected(returnCode: Int32, sessionPresent: Bool)
+    case disconnected(returnCode: Int32)
+    /// The broker acknowledged the QoS 1 message with this mid (PUBACK), with the v5 reason code.
+    case published(mid: Int32, reasonCode: Int32)
+    case message(MQTTMessage)
+}
+
+public struct MQTTMessage: Sendable, Equatable {
+    public var topic: String
+    public var payload: [UInt8]
+    public var retained: Bool
+    /// MQTT 5 request/response properties, when the sender set them.
+    public var responseTopic: String?
+    public var correlationData: [UInt8]?
+}
+
+public enum MQTTProtocol: Sendable, Equatable { case v311, v5 }
+
+/// Connection settings for one client.
+public struct MQTTClientOptions: Sendable {
+    public var clientID: String
+    public var host: String
+    public var port: Int
+    public var keepaliveS: Int
+    public var username: String?
+    public var password: String?
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    public var tlsInsecure: Bool
+    public var protocolVersion: MQTTProtocol
+    /// Persistent session: the broker keeps subscriptions and queued QoS 1 messages while we are away.
+    public var cleanSession: Bool
+    public var will: (topic: String, payload: [UInt8], retain: Bool)?
+    public var reconnectDelayMinS: Int
+    public var reconnectDelayMaxS: Int
+    public var maxInflight: Int
+
+    public init(clientID: String, host: String, port: Int, keepaliveS: Int = 30, username: String? = nil, password: String? = nil,
+                caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
+                protocolVersion: MQTTProtocol = .v5, cleanSession: Bool = false,
+                will: (topic: String, payload: [UInt8], retain: Bool)? = nil,
+                reconnectDelayMinS: Int = 1, reconnectDelayMaxS: Int = 30, maxInflight: Int = 16) {
+        self.clientID = clientID; self.host = host; self.port = port; self.keepaliveS = keepaliveS
+        self.username = username; self.password = password; self.caFile = caFile; self.certFile = certFile
+        self.keyFile = keyFile; self.tlsInsecure = tlsInsecure; self.protocolVersion = protocolVersion
+        self.cleanSession = cleanSession; self.will = will; self.reconnectDelayMinS = reconnectDelayMinS
+        self.reconnectDelayMaxS = reconnectDelayMaxS; self.maxInflight = maxInflight
+    }
+}
+
+/// Receives events on libmosquitto's thread; handed to C as an unretained pointer and kept
+/// alive by the client.
+final class EventSink: Sendable {
+    let handler: @Sendable (MQTTEvent) -> Void
+    init(handler: @escaping @Sendable (MQTTEvent) -> Void) { self.handler = handler }
+}
+
+private let libraryInit: Void = { _ = mosquitto_lib_init() }()
+
+/// A thin wrapper over one `struct mosquitto` run by libmosquitto's own network thread
+/// (`mosquitto_loop_start`), with automatic reconnect and PUBACK reporting.
+///
+/// Sendable: `mosq` is only used through libmosquitto calls that the library documents as
+/// callable from any thread while its threaded loop runs (publish, subscribe, disconnect
+/// take its internal mutexes); `destroyed` guards teardown.
+public final class MQTTClient: @unchecked Sendable {
+    private let mosq: OpaquePointer
+    private let sink: EventSink
+    private let options: MQTTClientOptions
+    private let stopped = Mutex(false)
+
+    public init(options: MQTTClientOptions, handler: @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) {
+        _ = libraryInit
+        self.options = options
+        self.sink = EventSink(handler: handler)
+        guard let m = mosquitto_new(options.clientID, options.cleanSession, Unmanaged.passUnretained(sink).toOpaque()) else {
+            throw MQTTError(code: Int32(MOSQ_ERR_NOMEM.rawValue), operation: "create MQTT client", errno: Glibc.errno)
+        }
+        self.mosq = m
+        do throws(MQTTError) {
+            try configure()
+        } catch {
+            mosquitto_destroy(m)
+            throw error
+        }
+    }
+
+    private func configure() throws(MQTTError) {
+        let version = options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
+        try check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version)), "set MQTT protocol version")
+        try check(mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(options.maxInflight)), "set in-flight limit")
+        mosquitto_max_inflight_messages_set(mosq, UInt32(options.maxInflight))
+        if let u = options.username {
+            try check(mosquitto_username_pw_set(mosq, u, options.password), "set MQTT username")
+        }
+        if options.caFile != nil || options.certFile != nil {
+            try check(mosquitto_tls_set(mosq, options.caFile, nil, options.certFile, options.keyFile, nil),
+                      "configure TLS (ca_file \(options.caFile ?? "-"), cert_file \(options.certFile ?? "-"))")
+            if options.tlsInsecure { try check(mosquitto_tls_insecure_set(mosq, true), "disable TLS hostname check") }
+        }
+        if let w = options.will {
+            try check(w.payload.withUnsafeBytes { p in
+                mosquitto_will_set(mosq, w.topic, Int32(p.count), p.baseAddress, 1, w.retain)
+            }, "set will on \(w.topic)")
+        }
+        try check(mosquitto_reconnect_delay_set(mosq, UInt32(options.reconnectDelayMinS), UInt32(options.reconnectDelayMaxS), true),
+                  "set reconnect delay")
+        mosquitto_connect_v5_callback_set(mosq, onConnect)
+        mosquitto_disconnect_v5_callback_set(mosq, onDisconnect)
+        mosquitto_publish_v5_callback_set(mosq, onPublish)
+        mosquitto_message_v5_callback_set(mosq, onMessage)
+    }
+
+    /// Starts connecting in the background; the network thread reconnects on its own with
+    /// exponential backoff, also when the broker cannot be reached at first.
+    public func start() throws(MQTTError) {
+        let rc = mosquitto_connect_async(mosq, options.host, Int32(options.port), Int32(options.keepaliveS))
+        // A refused or unreachable broker is not fatal: the loop thread keeps retrying.
+        if rc != Int32(MOSQ_ERR_SUCCESS.rawValue), rc != Int32(MOSQ_ERR_ERRNO.rawValue) {
+            throw MQTTError(code: rc, operation: "connect to \(options.host):\(options.port)", errno: Glibc.errno)
+        }
+        try check(mosquitto_loop_start(mosq), "start the MQTT network thread")
+    }
+
+    /// Publishes and returns the message id that a later `.published` event acknowledges.
+    @discardableResult
+    public func publish(topic: String, payload: [UInt8], qos: Int32 = 1, retain: Bool = false,
+                        responseCorrelation: [UInt8]? = nil, messageExpiryS: UInt32? = nil) throws(MQTTError) -> Int32 {
+        var mid: Int32 = 0
+        var props: OpaquePointer? = nil
+        defer { if props != nil { mosquitto_property_free_all(&props) } }
+        if options.protocolVersion == .v5 {
+            if let c = responseCorrelation {
+                _ = c.withUnsafeBytes { p in
+                    mosquitto_property_add_binary(&props, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), p.baseAddress, UInt16(p.count))
+                }
+            }
+            if let e = messageExpiryS {
+                _ = mosquitto_property_add_int32(&props, Int32(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL.rawValue), e)
+            }
+        }
+        let rc = payload.withUnsafeBytes { p in
+            mosquitto_publish_v5(mosq, &mid, topic, Int32(p.count), p.baseAddress, qos, retain, props)
+        }
+        try check(rc, "publish to \(topic)")
+        return mid
+    }
+
+    public func subscribe(_ pattern: String, qos: Int32 = 1) throws(MQTTError) {
+        try check(mosquitto_subscribe_v5(mosq, nil, pattern, qos, 0, nil), "subscribe to \(pattern)")
+    }
+
+    /// Disconnects cleanly (no will) and stops the network thread; safe to call twice.
+    public func stop() {
+        let already = stopped.withLock { s -> Bool in defer { s = true }; return s }
+        if already { return }
+        _ = mosquitto_disconnect(mosq)
+        _ = mosquitto_loop_stop(mosq, false)
+    }
+
+    deinit {
+        stop()
+        mosquitto_destroy(mosq)
+    }
+}
+
+// C callbacks: nonisolated, capture nothing, copy everything before returning.
+
+private func sink(_ obj: UnsafeMutableRawPointer?) -> EventSink? {
+    obj.map { Unmanaged<EventSink>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = {
+    _, obj, rc, flags, _ in
+    sink(obj)?.handler(.connected(returnCode: rc, sessionPresent: flags & 1 == 1))
+}
+
+private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, OpaquePointer?) -> Void = {
+    _, obj, rc, _ in
+    sink(obj)?.handler(.disconnected(returnCode: rc))
+}
+
+private let onPublish: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = {
+    _, obj, mid, reason, _ in
+    sink(obj)?.handler(.published(mid: mid, reasonCode: reason))
+}
+
+private let onMessage: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafePointer<mosquitto_message>?, OpaquePointer?) -> Void = {
+    _, obj, msgPtr, props in
+    guard let s = sink(obj), let m = msgPtr?.pointee, let t = m.topic else { return }
+    let topic = String(cString: t)
+    var payload: [UInt8] = []
+    if let p = m.payload, m.payloadlen > 0 {
+        payload = Array(UnsafeRawBufferPointer(start: p, count: Int(m.payloadlen)))
+    }
+    var responseTopic: String? = nil
+    var correlation: [UInt8]? = nil
+    var value: UnsafeMutablePointer<CChar>? = nil
+    if mosquitto_property_read_string(props, Int32(MQTT_PROP_RESPONSE_TOPIC.rawValue), &value, false) != nil, let v = value {
+        responseTopic = String(cString: v)
+        free(v)
+    }
+    var bin: UnsafeMutableRawPointer? = nil
+    var len: UInt16 = 0
+    if mosquitto_property_read_binary(props, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), &bin, &len, false) != nil, let b = bin {
+        correlation = Array(UnsafeRawBufferPointer(start: b, count: Int(len)))
+        free(b)
+    }
+    s.handler(.message(MQTTMessage(topic: topic, payload: payload, retained: m.retain, responseTopic: responseTopic,
+                                   correlationData: correlation)))
+}
