@@ -1,0 +1,157 @@
+/// Decodes a device profile document (see BuiltinProfiles for examples).
+///
+/// ```yaml
+/// name: eastron-sdm630
+/// kind: meter                # meter | charger
+/// vendor: Eastron
+/// model: SDM630
+/// unit: 1                    # default unit id
+/// transport: rtu             # what the real device offers: rtu, tcp or rtu,tcp
+/// sources: ["..."]
+/// notes: "..."
+/// defaults: { table: input, type: float32, word_order: hi_first, verified: false }
+/// points:
+///   power_w: { address: 0x0034, unit: W }
+///   import_wh: { address: 0x0048, scale: 1000, unit: Wh }
+/// control:                   # chargers only (required for chargers)
+///   charging_current: { address: 5004, type: uint16 }
+///   failsafe_current: { address: 2000 }
+///   failsafe_timeout: { address: 2002 }
+///   alive: { address: 6000, value: 1 }
+///   resolution: 1
+/// ```
+/// Point keys: address (required), table, type, word_order, scale, unit, verified.
+/// Unknown keys anywhere are errors.
+extension DeviceProfile {
+    public static func decode(_ node: YAMLNode, file: String?) throws(YAMLError) -> DeviceProfile {
+        var m = try YAMLMap(node, path: "", file: file)
+        let name = try m.requiredString("name")
+        if name.isEmpty { throw m.error("name", "must not be empty") }
+        let kindText = try m.requiredString("kind")
+        guard let kind = DeviceKind(rawValue: kindText) else {
+            throw m.error("kind", "expected meter or charger, got '\(kindText)'")
+        }
+        let vendor = try m.string("vendor") ?? ""
+        let model = try m.string("model") ?? ""
+        let unit = try m.int("unit", in: 0...255) ?? 1
+        let transport = try m.string("transport") ?? "rtu"
+        let allowedTransports: Set<String> = ["rtu", "tcp"]
+        let parts = transport.split(separator: ",").map { String($0).trimmingSpaces() }
+        if parts.isEmpty || !parts.allSatisfy(allowedTransports.contains) {
+            throw m.error("transport", "expected rtu, tcp or rtu,tcp, got '\(transport)'")
+        }
+        var sources: [String] = []
+        if let items = try m.sequence("sources") {
+            for (i, item) in items.enumerated() {
+                guard case let .scalar(s, _) = item.value else {
+                    throw YAMLError(path: "\(m.childPath("sources"))[\(i)]", line: item.line, message: "expected a string", file: file)
+                }
+                sources.append(s)
+            }
+        }
+        let notes = try m.string("notes") ?? ""
+
+        var defTable = RegisterTable.holding
+        var defType = RegisterType.uint16
+        var defOrder = WordOrder.hiFirst
+        var defVerified = false
+        if var d = try m.map("defaults") {
+            defTable = try d.table("table") ?? defTable
+            defType = try d.registerType("type") ?? defType
+            defOrder = try d.wordOrder("word_order") ?? defOrder
+            defVerified = try d.bool("verified") ?? defVerified
+            try d.finish()
+        }
+
+        guard var pm = try m.map("points") else { throw m.missing("points") }
+        var points: [ProfilePoint] = []
+        for key in pm.keys {
+            guard var p = try pm.map(key) else { throw pm.error(key, "expected a mapping with at least an address") }
+            if key.isEmpty { throw pm.error(key, "point name must not be empty") }
+            let type = try p.registerType("type") ?? defType
+            guard let address = try p.int("address", in: 0...(65536 - type.registerCount)) else { throw p.missing("address") }
+            let table = try p.table("table") ?? defTable
+            let order = try p.wordOrder("word_order") ?? defOrder
+            let scale = try p.double("scale") ?? 1
+            if scale == 0 { throw p.error("scale", "must not be 0") }
+            let unitName = try p.string("unit") ?? ""
+            let verified = try p.bool("verified") ?? defVerified
+            try p.finish()
+            points.append(ProfilePoint(name: key, address: address, table: table, type: type, wordOrder: order,
+                                       scale: scale, unit: unitName, verified: verified))
+        }
+        try pm.finish()
+        if points.isEmpty { throw m.error("points", "a profile needs at least one point") }
+
+        var control: ChargerControl?
+        if var c = try m.map("control") {
+            if kind != .charger { throw m.error("control", "only charger profiles have a control section") }
+            guard let charging = try c.register("charging_current") else { throw c.missing("charging_current") }
+            let failsafeCurrent = try c.register("failsafe_current")
+            let failsafeTimeout = try c.register("failsafe_timeout")
+            var aliveValue = 1
+            var alive: ProfileRegister?
+            if var a = try c.map("alive") {
+                alive = try a.registerBody()
+                aliveValue = try a.int("value", in: 0...65535) ?? 1
+                try a.finish()
+            }
+            let resolution = try c.double("resolution", in: 0.001...100) ?? 1
+            try c.finish()
+            control = ChargerControl(chargingCurrent: charging, failsafeCurrent: failsafeCurrent, failsafeTimeout: failsafeTimeout,
+                                     alive: alive, aliveValue: aliveValue, currentResolution: resolution)
+        } else if kind == .charger {
+            throw m.missing("control")
+        }
+        try m.finish()
+        return DeviceProfile(name: name, kind: kind, vendor: vendor, model: model, defaultUnit: unit, transport: transport,
+                             notes: notes, sources: sources, points: points, control: control)
+    }
+}
+
+extension YAMLMap {
+    fileprivate mutating func table(_ key: String) throws(YAMLError) -> RegisterTable? {
+        guard let s = try string(key) else { return nil }
+        guard let t = RegisterTable(rawValue: s) else { throw error(key, "expected holding or input, got '\(s)'") }
+        return t
+    }
+
+    fileprivate mutating func registerType(_ key: String) throws(YAMLError) -> RegisterType? {
+        guard let s = try string(key) else { return nil }
+        guard let t = RegisterType(rawValue: s) else {
+            throw error(key, "expected one of \(RegisterType.allCases.map(\.rawValue).joined(separator: ", ")), got '\(s)'")
+        }
+        return t
+    }
+
+    fileprivate mutating func wordOrder(_ key: String) throws(YAMLError) -> WordOrder? {
+        guard let s = try string(key) else { return nil }
+        guard let o = WordOrder(rawValue: s) else { throw error(key, "expected hi_first or lo_first, got '\(s)'") }
+        return o
+    }
+
+    /// A holding register description `{ address, type, scale }`.
+    fileprivate mutating func register(_ key: String) throws(YAMLError) -> ProfileRegister? {
+        guard var r = try map(key) else { return nil }
+        let reg = try r.registerBody()
+        try r.finish()
+        return reg
+    }
+
+    fileprivate mutating func registerBody() throws(YAMLError) -> ProfileRegister {
+        let type = try registerType("type") ?? .uint16
+        guard let address = try int("address", in: 0...(65536 - type.registerCount)) else { throw missing("address") }
+        let scale = try double("scale") ?? 1
+        if scale == 0 { throw error("scale", "must not be 0") }
+        return ProfileRegister(address: address, type: type, scale: scale)
+    }
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,196 @@
+import CModbus
+import GridletCore
+import Glibc
+
+/// Where a bus is.
+public enum ModbusTransport: Sendable, Equatable {
+    case tcp(host: String, port: Int)
+    case rtu(device: String, baud: Int, parity: Parity, dataBits: Int, stopBits: Int, rs485: Bool)
+
+    public init(_ kind: BusConfig.Kind) {
+        switch kind {
+        case let .tcp(host, port): self = .tcp(host: host, port: port)
+        case let .rtu(device, baud, parity, dataBits, stopBits, rs485):
+            self = .rtu(device: device, baud: baud, parity: parity, dataBits: dataBits, stopBits: stopBits, rs485: rs485)
+        }
+    }
+
+    var isTCP: Bool { if case .tcp = self { return true } else { return false } }
+}
+
+/// One libmodbus context (`modbus_t*`). Not thread safe and deliberately not `Sendable`:
+/// it is created, used and closed by one thread (the `ModbusBus` thread).
+///
+/// Connects lazily; after a connection-level error (timeout on TCP, reset, refused, garbage)
+/// the context is closed and reopened at the next transaction. Each transaction is tried
+/// `retries + 1` times (Modbus exceptions are not retried: the device answered), and
+/// `gapMs` of bus silence is kept between transactions.
+public final class ModbusConnection {
+    public let busName: String
+    public let transport: ModbusTransport
+    public let timeoutMs: Int
+    public let retries: Int
+    public let gapMs: Int
+    private var ctx: OpaquePointer?
+    private var connected = false
+    private var lastTransactionEndMs: Int64 = 0
+
+    public init(busName: String, transport: ModbusTransport, timeoutMs: Int = 500, retries: Int = 2, gapMs: Int = 0) {
+        self.busName = busName
+        self.transport = transport
+        self.timeoutMs = max(1, timeoutMs)
+        self.retries = max(0, retries)
+        self.gapMs = max(0, gapMs)
+    }
+
+    deinit { close() }
+
+    public var isConnected: Bool { connected }
+
+    /// Opens the connection now (transactions do this by themselves when needed).
+    public func connect(device: String? = nil, unit: Int = 0) throws(ModbusError) {
+        if connected { return }
+        if ctx == nil {
+            switch transport {
+            case let .tcp(host, port):
+                ctx = modbus_new_tcp(host, Int32(port))
+            case let .rtu(device, baud, parity, dataBits, stopBits, _):
+                let p: CChar = switch parity {
+                case .none: CChar(UInt8(ascii: "N"))
+                case .even: CChar(UInt8(ascii: "E"))
+                case .odd: CChar(UInt8(ascii: "O"))
+                }
+                ctx = modbus_new_rtu(device, Int32(baud), p, Int32(dataBits), Int32(stopBits))
+            }
+            guard let ctx else {
+                throw error(code: gridlet_errno(), device: device, unit: unit, function: "connect", address: 0, count: 0)
+            }
+            let to = UInt32(timeoutMs)
+            modbus_set_response_timeout(ctx, to / 1000, (to % 1000) * 1000)
+        }
+        guard let ctx else { return }
+        if modbus_connect(ctx) != 0 {
+            let code = gridlet_errno()
+            throw error(code: code, device: device, unit: unit, function: "connect", address: 0, count: 0)
+        }
+        if case let .rtu(_, _, _, _, _, rs485) = transport, rs485 {
+            if modbus_rtu_set_serial_mode(ctx, gridlet_MODBUS_RTU_RS485) != 0 {
+                let code = gridlet_errno()
+                modbus_close(ctx)
+                throw error(code: code, device: device, unit: unit, function: "connect (RS-485 mode)", address: 0, count: 0)
+            }
+        }
+        connected = true
+    }
+
+    /// Closes the connection; the next transaction reconnects.
+    public func close() {
+        if let ctx {
+            if connected { modbus_close(ctx) }
+            modbus_free(ctx)
+        }
+        ctx = nil
+        connected = false
+    }
+
+    /// Reads `count` registers (fc 3 for holding, fc 4 for input).
+    public func readRegisters(table: RegisterTable, address: Int, count: Int, unit: Int, device: String? = nil) throws(ModbusError) -> [UInt16] {
+        let function = table == .holding ? "read holding registers" : "read input registers"
+        guard (1...125).contains(count), address >= 0, address + count <= 65536 else {
+            throw invalid(device: device, unit: unit, function: function, address: address, count: count,
+                          message: "register range must be 1...125 registers inside 0...65535")
+        }
+        var regs = [UInt16](repeating: 0, count: count)
+        try transaction(device: device, unit: unit, function: function, address: address, count: count) { ctx in
+            regs.withUnsafeMutableBufferPointer { buf in
+                table == .holding
+                    ? modbus_read_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
+                    : modbus_read_input_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
+            }
+        }
+        return regs
+    }
+
+    /// Writes one holding register (fc 6).
+    public func writeRegister(address: Int, value: UInt16, unit: Int, device: String? = nil) throws(ModbusError) {
+        let function = "write holding register"
+        guard (0...65535).contains(address) else {
+            throw invalid(device: device, unit: unit, function: function, address: address, count: 1, message: "address outside 0...65535")
+        }
+        try transaction(device: device, unit: unit, function: function, address: address, count: 1) { ctx in
+            modbus_write_register(ctx, Int32(address), value)
+        }
+    }
+
+    /// Writes holding registers: fc 6 for one value, fc 16 for several.
+    public func writeRegisters(address: Int, values: [UInt16], unit: Int, device: String? = nil) throws(ModbusError) {
+        if values.count == 1 { return try writeRegister(address: address, value: values[0], unit: unit, device: device) }
+        let function = "write holding registers"
+        guard (1...123).contains(values.count), address >= 0, address + values.count <= 65536 else {
+            throw invalid(device: device, unit: unit, function: function, address: address, count: values.count,
+                          message: "register range must be 1...123 registers inside 0...65535")
+        }
+        try transaction(device: device, unit: unit, function: function, address: address, count: values.count) { ctx in
+            values.withUnsafeBufferPointer { buf in
+                modbus_write_registers(ctx, Int32(address), Int32(values.count), buf.baseAddress)
+            }
+        }
+    }
+
+    // MARK: - internals
+
+    private func transaction(device: String?, unit: Int, function: String, address: Int, count: Int,
+                             _ call: (OpaquePointer) -> Int32) throws(ModbusError) {
+        let validUnit = transport.isTCP ? (0...255).contains(unit) : (0...247).contains(unit)
+        guard validUnit else {
+            throw invalid(device: device, unit: unit, function: function, address: address, count: count,
+                          message: "unit id \(unit) is out of range")
+        }
+        var lastError: ModbusError?
+        for _ in 0...retries {
+            keepGap()
+            defer { lastTransactionEndMs = Clock.monotonicMs() }
+            do throws(ModbusError) {
+                try connect(device: device, unit: unit)
+            } catch {
+                lastError = error
+                close()
+                if error.kind == .invalidRequest { break }
+                continue
+            }
+            guard let ctx else { continue }
+            modbus_set_slave(ctx, Int32(unit))
+            if call(ctx) >= 0 { return }
+            let err = self.error(code: gridlet_errno(), device: device, unit: unit, function: function, address: address, count: count)
+            lastError = err
+            if case .exception = err.kind { break }
+            if err.kind == .invalidRequest { break }
+            if err.isConnectionLevel {
+                if transport.isTCP || err.kind == .connection {
+                    // On TCP a late answer would desynchronise the stream: start afresh.
+                    close()
+                } else {
+                    // RTU timeouts/garbage: drop whatever is still arriving, keep the port open.
+                    modbus_flush(ctx)
+                }
+            }
+        }
+        throw lastError ?? invalid(device: device, unit: unit, function: function, address: address, count: count, message: "failed")
+    }
+
+    private func keepGap() {
+        guard gapMs > 0, lastTransactionEndMs > 0 else { return }
+        let wait = lastTransactionEndMs + Int64(gapMs) - Clock.monotonicMs()
+        Clock.sleepMs(wait)
+    }
+
+    private func error(code: Int32, device: String?, unit: Int, function: String, address: Int, count: Int) -> ModbusError {
+        ModbusError(code: code, device: device ?? busName, bus: busName, unit: unit, function: function,
+                    address: address, count: count, timeoutMs: timeoutMs)
+    }
+
+    private func invalid(device: String?, unit: Int, function: String, address: Int, count: Int, message: String) -> ModbusError {
+        ModbusError(code: 0, kind: .invalidRequest, device: device ?? busName, bus: busName, unit: unit,
+                    function: function, address: address, count: count, message: message)
+    }
+}

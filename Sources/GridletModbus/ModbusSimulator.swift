@@ -1,0 +1,387 @@
+import CModbus
+import GridletCore
+import Glibc
+import Synchronization
+
+/// A write request the simulator received (fc 6 or fc 16).
+public struct ModbusWrite: Sendable, Equatable {
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    public var timestampMs: Int64
+    public var unit: Int
+    public var address: Int
+    public var values: [UInt16]
+}
+
+/// Serves a device profile's register map over Modbus TCP (libmodbus server side), with
+/// plausible values that change over time, for tests, demos and `gridlet simulate`.
+///
+/// - Meters: power around 2–4 kW, voltages ~230 V, currents consistent with power, ~50 Hz,
+///   import energy integrating power.
+/// - Chargers: the charging current setpoint register (e.g. 5004) keeps what was written;
+///   at >= 6 A the charger "charges" with `setpoint * 230 V * phases`.
+/// - `frozen`: no noise and no drift; values only change when a setpoint is written, so tests
+///   can compare exactly with `currentValues()`.
+///
+/// Any unit id is answered; all 65536 holding and input registers are mapped (unmapped ones read 0).
+/// Every write is kept in `writes` and, with `writeLog`, appended as a JSON line.
+public final class ModbusSimulator: Sendable {
+    public let profile: DeviceProfile
+    public let host: String
+    public let port: Int
+    public let frozen: Bool
+    public let writeLog: String?
+    public let updateIntervalMs: Int
+
+    private struct Shared: Sendable {
+        var values: [String: Double] = [:]
+        var writes: [ModbusWrite] = []
+        var thread: pthread_t?
+    }
+    private let shared = Mutex(Shared())
+    private let stopRequested = Atomic<Bool>(false)
+
+    public init(profile: DeviceProfile, host: String = "127.0.0.1", port: Int, frozen: Bool = false,
+                writeLog: String? = nil, updateIntervalMs: Int = 200) {
+        self.profile = profile
+        self.host = host
+        self.port = port
+        self.frozen = frozen
+        self.writeLog = writeLog
+        self.updateIntervalMs = max(10, updateIntervalMs)
+    }
+
+    deinit { stop() }
+
+    /// What the simulator serves right now: point name -> value as decoded from its registers.
+    public func currentValues() -> [String: Double] { shared.withLock { $0.values } }
+
+    /// Writes received so far, oldest first.
+    public var writes: [ModbusWrite] { shared.withLock { $0.writes } }
+
+    public var isRunning: Bool { shared.withLock { $0.thread != nil } }
+
+    /// Binds `host:port` and serves on a dedicated thread. Throws when the port cannot be bound.
+    public func start() throws(ModbusError) {
+        if isRunning { return }
+        stopRequested.store(false, ordering: .sequentiallyConsistent)
+        let started = LockedCondition<Result<Void, ModbusError>?>(nil)
+        guard let tid = PosixThread.start({ [self] in
+            let engine = SimulatorEngine(self)
+            do throws(ModbusError) {
+                try engine.bind()
+            } catch {
+                started.withLock { $0 = .failure(error) }
+                return
+            }
+            started.withLock { $0 = .success(()) }
+            engine.serve { self.stopRequested.load(ordering: .sequentiallyConsistent) }
+            engine.close()
+        }) else {
+            throw listenError(code: EAGAIN, message: "cannot start the simulator thread")
+        }
+        let result = started.wait { $0 }!
+        switch result {
+        case .success:
+            shared.withLock { $0.thread = tid }
+        case let .failure(e):
+            pthread_join(tid, nil)
+            throw e
+        }
+    }
+
+    /// Stops serving, closes the listening and client sockets and joins the thread. Idempotent.
+    public func stop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        let tid = shared.withLock { state -> pthread_t? in
+            defer { state.thread = nil }
+            return state.thread
+        }
+        if let tid { PosixThread.joinOrDetach(tid) }
+    }
+
+    /// Serves on the calling thread until `shouldStop()` returns true (checked about every 100 ms)
+    /// or `stop()` is called from another thread.
+    public func runForever(until shouldStop: () -> Bool) throws(ModbusError) {
+        stopRequested.store(false, ordering: .sequentiallyConsistent)
+        let engine = SimulatorEngine(self)
+        try engine.bind()
+        engine.serve { shouldStop() || self.stopRequested.load(ordering: .sequentiallyConsistent) }
+        engine.close()
+    }
+
+    // MARK: - called by the engine
+
+    fileprivate func publish(_ values: [String: Double]) { shared.withLock { $0.values = values } }
+    fileprivate func record(_ write: ModbusWrite) { shared.withLock { $0.writes.append(write) } }
+
+    fileprivate func listenError(code: Int32, message: String? = nil) -> ModbusError {
+        var e = ModbusError(code: code, device: profile.name, bus: "simulator \(host):\(port)", unit: profile.defaultUnit,
+                            function: "listen", address: 0, count: 0, timeoutMs: 0)
+        e.function = "connect"
+        e.message = message ?? "cannot listen on \(host):\(port): \(ModbusError.codeName(code))"
+        e.kind = .connection
+        return e
+    }
+}
+
+/// The server side state: libmodbus context, sockets, register mapping and the simulation.
+/// Not Sendable: created and used by exactly one thread (the server thread or the caller of
+/// `runForever`).
+private final class SimulatorEngine {
+    let sim: ModbusSimulator
+    var ctx: OpaquePointer?
+    var mapping: UnsafeMutablePointer<modbus_mapping_t>?
+    var serverFd: Int32 = -1
+    var clients: [Int32] = []
+    var log: UnsafeMutablePointer<FILE>?
+    var model: SimulationModel
+    var lastUpdateMs: Int64 = 0
+
+    init(_ sim: ModbusSimulator) {
+        self.sim = sim
+        model = SimulationModel(profile: sim.profile, frozen: sim.frozen)
+    }
+
+    deinit { close() }
+
+    func bind() throws(ModbusError) {
+        guard let ctx = modbus_new_tcp(sim.host, Int32(sim.port)) else { throw sim.listenError(code: gridlet_errno()) }
+        self.ctx = ctx
+        guard let mapping = modbus_mapping_new(0, 0, 65536, 65536) else {
+            let code = gridlet_errno()
+            close()
+            throw sim.listenError(code: code, message: "cannot allocate the register map")
+        }
+        self.mapping = mapping
+        let fd = modbus_tcp_listen(ctx, 16)
+        if fd < 0 {
+            let code = gridlet_errno()
+            close()
+            throw sim.listenError(code: code)
+        }
+        serverFd = fd
+        if let path = sim.writeLog {
+            guard let f = fopen(path, "a") else {
+                let code = gridlet_errno()
+                close()
+                throw sim.listenError(code: code, message: "cannot open the write log \(path)")
+            }
+            log = f
+        }
+        model.initialiseControl(holding: mapping.pointee.tab_registers)
+        lastUpdateMs = Clock.monotonicMs()
+        refresh(dtSeconds: 0)
+    }
+
+    func serve(until shouldStop: () -> Bool) {
+        guard let ctx, let mapping else { return }
+        var query = [UInt8](repeating: 0, count: Int(gridlet_MODBUS_TCP_MAX_ADU_LENGTH))
+        while !shouldStop() {
+            var fds = [pollfd(fd: serverFd, events: Int16(POLLIN), revents: 0)]
+            for c in clients { fds.append(pollfd(fd: c, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), 100)
+            if n > 0 {
+                if fds[0].revents & Int16(POLLIN) != 0 {
+                    let c = accept(serverFd, nil, nil)
+                    if c >= 0 { clients.append(c) }
+                }
+                var closed: Set<Int32> = []
+                for p in fds.dropFirst() where p.revents != 0 {
+                    modbus_set_socket(ctx, p.fd)
+                    let rc = query.withUnsafeMutableBufferPointer { modbus_receive(ctx, $0.baseAddress) }
+                    if rc > 0 {
+                        let write = parseWrite(query, length: Int(rc))
+                        _ = query.withUnsafeBufferPointer { modbus_reply(ctx, $0.baseAddress, rc, mapping) }
+                        if let write { handle(write) }
+                    } else if rc < 0 {
+                        Glibc.close(p.fd)
+                        closed.insert(p.fd)
+                    }
+                }
+                if !closed.isEmpty { clients.removeAll { closed.contains($0) } }
+            }
+            let now = Clock.monotonicMs()
+            if now - lastUpdateMs >= Int64(sim.updateIntervalMs) {
+                let dt = Double(now - lastUpdateMs) / 1000
+                lastUpdateMs = now
+                refresh(dtSeconds: sim.frozen ? 0 : dt)
+            }
+        }
+    }
+
+    func close() {
+        for c in clients { Glibc.close(c) }
+        clients = []
+        if serverFd >= 0 { Glibc.close(serverFd); serverFd = -1 }
+        if let ctx {
+            modbus_set_socket(ctx, -1)
+            modbus_free(ctx)
+        }
+        ctx = nil
+        if let mapping { modbus_mapping_free(mapping) }
+        mapping = nil
+        if let log { fclose(log) }
+        log = nil
+    }
+
+    /// Extracts fc 6 / fc 16 writes from a TCP request (MBAP header is 7 bytes).
+    private func parseWrite(_ q: [UInt8], length: Int) -> ModbusWrite? {
+        guard length >= 12 else { return nil }
+        let unit = Int(q[6])
+        let fc = q[7]
+        let address = Int(q[8]) << 8 | Int(q[9])
+        func word(_ i: Int) -> UInt16 { UInt16(q[i]) << 8 | UInt16(q[i + 1]) }
+        switch fc {
+        case 6:
+            return ModbusWrite(timestampMs: Clock.wallMs(), unit: unit, address: address, values: [word(10)])
+        case 16:
+            let count = Int(word(10))
+            guard length >= 13 + 2 * count, (1...123).contains(count), address + count <= 65536 else { return nil }
+            let values = (0..<count).map { word(13 + 2 * $0) }
+            return ModbusWrite(timestampMs: Clock.wallMs(), unit: unit, address: address, values: values)
+        default:
+            return nil
+        }
+    }
+
+    private func handle(_ w: ModbusWrite) {
+        sim.record(w)
+        if let log {
+            let line = "{\"ts_ms\":\(w.timestampMs),\"unit\":\(w.unit),\"address\":\(w.address),\"values\":[\(w.values.map(String.init).joined(separator: ","))]}\n"
+            fputs(line, log)
+            fflush(log)
+        }
+        // Setpoints act at once (also when frozen): the charger follows its register.
+        refresh(dtSeconds: 0)
+    }
+
+    /// Advances the simulation, writes every point into the register map and publishes what
+    /// the registers now decode to.
+    private func refresh(dtSeconds: Double) {
+        guard let mapping else { return }
+        let holding = mapping.pointee.tab_registers!
+        let input = mapping.pointee.tab_input_registers!
+        model.readControl(holding: holding)
+        let physical = model.step(dtSeconds: dtSeconds)
+        var published: [String: Double] = [:]
+        for p in sim.profile.points {
+            let value = physical[p.name] ?? SimulationModel.fallback(for: p)
+            let words = RegisterCodec.encode(value, type: p.type, order: p.wordOrder, scale: p.scale)
+            let base = p.table == .holding ? holding : input
+            for (i, w) in words.enumerated() { base[p.address + i] = w }
+            let regs = (0..<words.count).map { base[p.address + $0] }
+            if let v = RegisterCodec.decode(regs, type: p.type, order: p.wordOrder, scale: p.scale) { published[p.name] = v }
+        }
+        sim.publish(published)
+    }
+}
+
+/// The physics of the simulated device, by canonical point name.
+private struct SimulationModel {
+    let profile: DeviceProfile
+    let frozen: Bool
+    var t: Double = 0
+    var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var importWh: Double
+    var exportWh: Double
+    var sessionWh: Double = 0
+    var setpointA: Double = 0
+    let phases = 3
+
+    init(profile: DeviceProfile, frozen: Bool) {
+        self.profile = profile
+        self.frozen = frozen
+        if profile.kind == .meter {
+            importWh = 12_345_678.9
+            exportWh = 1_234_567.8
+        } else {
+            importWh = 4_567_890
+            exportWh = 0
+            sessionWh = 3_217
+        }
+    }
+
+    mutating func initialiseControl(holding: UnsafeMutablePointer<UInt16>) {
+        guard let c = profile.control else { return }
+        func put(_ r: ProfileRegister?, _ v: Double) {
+            guard let r else { return }
+            for (i, w) in RegisterCodec.encode(v, type: r.type, order: .hiFirst, scale: r.scale).enumerated() { holding[r.address + i] = w }
+        }
+        put(c.failsafeCurrent, 10)
+        put(c.failsafeTimeout, 60)
+        put(c.chargingCurrent, 16)
+    }
+
+    mutating func readControl(holding: UnsafeMutablePointer<UInt16>) {
+        guard let r = profile.control?.chargingCurrent else { return }
+        let regs = (0..<r.type.registerCount).map { holding[r.address + $0] }
+        setpointA = RegisterCodec.decode(regs, type: r.type, order: .hiFirst, scale: r.scale) ?? 0
+    }
+
+    /// Uniform noise in -amplitude...amplitude (0 when frozen).
+    mutating func noise(_ amplitude: Double) -> Double {
+        if frozen { return 0 }
+        rng = rng &* 6364136223846793005 &+ 1442695040888963407
+        return (Double(rng >> 11) / Double(1 << 53) * 2 - 1) * amplitude
+    }
+
+    mutating func step(dtSeconds dt: Double) -> [String: Double] {
+        t += dt
+        var v: [String: Double] = [:]
+        let volts = [231.37 + noise(0.6), 229.81 + noise(0.6), 230.52 + noise(0.6)]
+        switch profile.kind {
+        case .meter:
+            let swing = frozen ? 0 : 700 * sin(t / 9)
+            let phasePower = [1012.37 + swing / 3 + noise(25), 987.61 + swing / 3 + noise(25), 1043.18 + swing / 3 + noise(25)]
+            let total = phasePower.reduce(0, +)
+            for i in 0..<3 {
+                v["voltage_l\(i + 1)_v"] = volts[i]
+                v["power_l\(i + 1)_w"] = phasePower[i]
+                v["current_l\(i + 1)_a"] = phasePower[i] / volts[i]
+            }
+            importWh += max(total, 0) * dt / 3600
+            exportWh += max(-total, 0) * dt / 3600
+            v["power_w"] = total
+            v["frequency_hz"] = 49.987 + noise(0.02)
+            v["import_wh"] = importWh
+            v["export_wh"] = exportWh
+        case .charger:
+            let charging = setpointA >= 6
+            let amps = charging ? setpointA : 0
+            var total = 0.0
+            for i in 0..<3 {
+                let current = charging ? max(0, amps - 0.12 + noise(0.05)) : 0
+                v["voltage_l\(i + 1)_v"] = volts[i]
+                v["current_l\(i + 1)_a"] = frozen ? amps : current
+                total += frozen ? 0 : current * volts[i]
+            }
+            let power = frozen || !charging ? amps * 230 * Double(phases) : total
+            importWh += power * dt / 3600
+            sessionWh += power * dt / 3600
+            v["power_w"] = power
+            v["charging"] = charging ? 1 : 0
+            v["vehicle_connected"] = 1
+            v["cable_state"] = 3
+            v["charge_point_state"] = charging ? 2 : 1
+            v["number_of_phases"] = Double(phases)
+            v["setpoint_a"] = setpointA
+            v["import_wh"] = importWh
+            v["energy_wh"] = importWh
+            v["session_energy_wh"] = sessionWh
+            v["frequency_hz"] = 49.987 + noise(0.02)
+        }
+        return v
+    }
+
+    /// A plausible constant for points the model does not know.
+    static func fallback(for p: ProfilePoint) -> Double {
+        switch p.unit {
+        case "V": return 230.4
+        case "A": return 1.234
+        case "W": return 123.4
+        case "Hz": return 50.01
+        case "Wh": return 98_765
+        default: return 1
+        }
+    }
+}
