@@ -1,0 +1,59 @@
+import GridletCore
+import GridletModbus
+
+/// One configured device: its profile, its bus, and what the control loop knows of it.
+final class DeviceLink: Sendable {
+    let config: DeviceConfig
+    let profile: DeviceProfile
+    let bus: ModbusBus
+    let reader: DeviceReader
+
+    init(config: DeviceConfig, profile: DeviceProfile, bus: ModbusBus) {
+        self.config = config
+        self.profile = profile
+        self.bus = bus
+        self.reader = DeviceReader(profile: profile, unit: config.unit, deviceName: config.name)
+    }
+
+    func poll(completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
+        reader.read(on: bus, completion: completion)
+    }
+
+    /// Writes a physical value to a control register (value / scale, encoded by type).
+    func write(_ register: ProfileRegister, value: Double,
+               completion: @escaping @Sendable (Result<[UInt16], ModbusError>) -> Void) {
+        let regs = RegisterCodec.encode(value, type: register.type, order: .hiFirst, scale: register.scale)
+        bus.submit(.write(address: register.address, values: regs, unit: config.unit, deviceName: config.name),
+                   completion: completion)
+    }
+}
+
+/// The control loop's view of a device's health and latest reading.
+struct DeviceHealth {
+    var values: [String: Double?] = [:]
+    var lastOKWallMs: Int64?
+    var lastOKMonoMs: Int64?
+    var lastError: String?
+    var ok = false
+    var pollInFlight = false
+    var nextPollMonoMs: Int64 = 0
+    var consecutiveFailures = 0
+
+    func value(_ name: String) -> Double? { values[name] ?? nil }
+
+    func phases(_ prefix: String, _ suffix: String) -> [Double?] {
+        (1...3).map { value("\(prefix)_l\($0)_\(suffix)") }
+    }
+}
+
+/// Per-charger control state.
+struct ChargerState {
+    var desired: ChargerSetpoint?
+    var written: ChargerSetpoint?
+    var lastWriteMonoMs: Int64 = Int64.min / 2
+    var lastAliveMonoMs: Int64 = Int64.min / 2
+    var writeInFlight = false
+    var failsafeProgrammedFor: Double?     // fallback amps programmed into the charger
+    var failsafeInFlight = false
+    var lastWriteError: String?
+}
