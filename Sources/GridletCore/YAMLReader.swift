@@ -161,7 +161,9 @@ public enum YAMLScalar {
             let num = s.dropLast(u.count)
             guard !num.isEmpty, let d = Double(num), d.isFinite, d >= 0 else { return nil }
             // "5m" must not be read as "5" + "m" of "ms" etc.: the unit table is ordered so "ms" comes first.
-            return Int64((d * mult).rounded())
+            let ms = (d * mult).rounded()
+            guard ms < 9.2e18 else { return nil }   // Int64(_:) traps on overflow
+            return Int64(ms)
         }
         return nil
     }
