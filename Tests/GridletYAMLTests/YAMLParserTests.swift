@@ -185,3 +185,23 @@ private func items(_ n: YAMLNode) -> [YAMLNode] {
         #expect(error.description.hasPrefix("\(path):3: devices[0].profile: unknown profile"))
     }
 }
+
+/// The YAML examples in docs/configuration.md that are whole configurations must be valid.
+@Test func documentationExamplesAreValid() throws {
+    var dir = "\(#filePath)"
+    for _ in 0..<3 { dir = String(dir[..<(dir.lastIndex(of: "/") ?? dir.startIndex)]) }
+    let text = try readTextFile("\(dir)/docs/configuration.md")
+    var blocks: [String] = []
+    var current: [Substring]?
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        if current == nil, line == "```yaml" { current = [] }
+        else if current != nil, line == "```" { blocks.append(current!.joined(separator: "\n")); current = nil }
+        else if current != nil { current!.append(line) }
+    }
+    let configs = blocks.filter { $0.hasPrefix("site:") }
+    #expect(configs.count == 2)
+    for b in configs {
+        let c = try GridletConfig.parse(text: b, file: "docs") { knownProfiles.contains($0) }
+        #expect(c.site.id == "site-001")
+    }
+}
