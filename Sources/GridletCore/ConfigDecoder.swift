@@ -10,7 +10,7 @@ extension GridletConfig {
     ///     profile values containing "/" (a profile file path, checked by the caller).
     public static func decode(_ root: YAMLNode, file: String? = nil,
                               profileExists: (String) -> Bool) throws(YAMLError) -> GridletConfig {
-        var d = ConfigDecoder(file: file)
+        let d = ConfigDecoder(file: file)
         return try d.decode(root, profileExists: profileExists)
     }
 }
@@ -41,7 +41,7 @@ private struct ConfigDecoder {
 
     // MARK: - Document
 
-    mutating func decode(_ root: YAMLNode, profileExists: (String) -> Bool) throws(YAMLError) -> GridletConfig {
+    func decode(_ root: YAMLNode, profileExists: (String) -> Bool) throws(YAMLError) -> GridletConfig {
         if case .scalar = root.value, !root.isNull {
             throw YAMLError(path: "", line: root.line, message: "expected a mapping of configuration sections", file: file)
         }

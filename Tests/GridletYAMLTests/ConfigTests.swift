@@ -516,13 +516,20 @@ let badCases: [BadCase] = [
     devices: [{name: m, bus: lan, profile: p1}]
     mqtt: {host: b}
     """, path: "site.state_dir", line: 1, fragment: "must be an absolute path"),
-    BadCase(name: "schedule to 24:01", yaml: """
+    BadCase(name: "schedule from 24:00", yaml: """
     site: {id: s1}
     buses: [{name: lan, kind: tcp, host: 10.0.0.2}]
     devices: [{name: m, bus: lan, profile: p1}]
     mqtt: {host: b}
     schedules: [{id: x, limit_w: 0, from: "24:00", to: "06:00"}]
     """, path: "schedules[0].from", line: 5, fragment: "between 00:00 and 23:59"),
+    BadCase(name: "schedule to 24:01", yaml: """
+    site: {id: s1}
+    buses: [{name: lan, kind: tcp, host: 10.0.0.2}]
+    devices: [{name: m, bus: lan, profile: p1}]
+    mqtt: {host: b}
+    schedules: [{id: x, limit_w: 0, from: "22:00", to: "24:01"}]
+    """, path: "schedules[0].to", line: 5, fragment: "between 00:00 and 24:00, got '24:01'"),
     BadCase(name: "bad weekday", yaml: """
     site: {id: s1}
     buses: [{name: lan, kind: tcp, host: 10.0.0.2}]

@@ -163,6 +163,13 @@ private func items(_ n: YAMLNode) -> [YAMLNode] {
         #expect(error.message.contains("cannot read \(path)"))
         #expect(error.message.contains("No such file"))
     }
+    do {
+        _ = try YAMLParser.parseFile("/tmp")
+        Issue.record("expected an error")
+    } catch {
+        #expect(error.line == 0)
+        #expect(error.message == "cannot read /tmp: Is a directory")
+    }
 }
 
 @Test func loadReadsAFile() throws {
@@ -190,7 +197,7 @@ private func items(_ n: YAMLNode) -> [YAMLNode] {
 @Test func documentationExamplesAreValid() throws {
     var dir = "\(#filePath)"
     for _ in 0..<3 { dir = String(dir[..<(dir.lastIndex(of: "/") ?? dir.startIndex)]) }
-    let text = try readTextFile("\(dir)/docs/configuration.md")
+    let text = try YAMLParser.readTextFile("\(dir)/docs/configuration.md")
     var blocks: [String] = []
     var current: [Substring]?
     for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
