@@ -16,9 +16,9 @@ extension GridletConfig {
 }
 
 /// Valid `buses[].baud` values.
-let standardBaudRates = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400]
+private let standardBaudRates = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400]
 /// Valid `telemetry.ledger_interval` values, in milliseconds.
-let ledgerIntervalsMs: [Int64] = [60_000, 300_000, 900_000, 1_800_000, 3_600_000]
+private let ledgerIntervalsMs: [Int64] = [60_000, 300_000, 900_000, 1_800_000, 3_600_000]
 
 private struct ConfigDecoder {
     let file: String?
@@ -474,9 +474,9 @@ private struct ConfigDecoder {
     }
 }
 
-// MARK: - Shape checks (internal so tests and other decoders can use them)
+// MARK: - Shape checks
 
-func isTimezoneShape(_ s: String) -> Bool {
+private func isTimezoneShape(_ s: String) -> Bool {
     guard !s.isEmpty, s.utf8.count <= 255, !s.hasPrefix("/"), !s.contains("..") else { return false }
     return s.unicodeScalars.allSatisfy {
         ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9")
@@ -499,7 +499,7 @@ private func daysIn(month: Int, leapYear: Bool) -> Int {
 }
 
 /// "HH:MM", 00:00...23:59, plus 24:00 when `allow24`.
-func isTime(_ s: String, allow24: Bool) -> Bool {
+private func isTime(_ s: String, allow24: Bool) -> Bool {
     let parts = s.split(separator: ":", omittingEmptySubsequences: false)
     guard parts.count == 2, let h = digits(parts[0], count: 2), let m = digits(parts[1], count: 2) else { return false }
     if allow24 && h == 24 && m == 0 { return true }
@@ -507,14 +507,14 @@ func isTime(_ s: String, allow24: Bool) -> Bool {
 }
 
 /// "MM-DD", a valid day of some year (02-29 allowed).
-func isMonthDay(_ s: String) -> Bool {
+private func isMonthDay(_ s: String) -> Bool {
     let parts = s.split(separator: "-", omittingEmptySubsequences: false)
     guard parts.count == 2, let m = digits(parts[0], count: 2), let d = digits(parts[1], count: 2) else { return false }
     return (1...12).contains(m) && d >= 1 && d <= daysIn(month: m, leapYear: true)
 }
 
 /// "YYYY-MM-DD", a valid calendar date.
-func isDate(_ s: String) -> Bool {
+private func isDate(_ s: String) -> Bool {
     let parts = s.split(separator: "-", omittingEmptySubsequences: false)
     guard parts.count == 3, let y = digits(parts[0], count: 4), let m = digits(parts[1], count: 2),
           let d = digits(parts[2], count: 2) else { return false }
