@@ -134,8 +134,12 @@ public enum YAMLScalar {
         var t = Substring(s)
         var negative = false
         if t.hasPrefix("-") { negative = true; t = t.dropFirst() } else if t.hasPrefix("+") { t = t.dropFirst() }
+        if t.hasPrefix("-") || t.hasPrefix("+") { return nil }   // "--5", "+-5"
         let v: Int?
-        if t.hasPrefix("0x") || t.hasPrefix("0X") { v = Int(t.dropFirst(2), radix: 16) }
+        if t.hasPrefix("0x") || t.hasPrefix("0X") {
+            let hex = t.dropFirst(2)
+            v = hex.hasPrefix("-") || hex.hasPrefix("+") ? nil : Int(hex, radix: 16)
+        }
         else { v = Int(t.replacingUnderscores(), radix: 10) }
         guard let v else { return nil }
         return negative ? -v : v
@@ -161,7 +165,9 @@ public enum YAMLScalar {
             let num = s.dropLast(u.count)
             guard !num.isEmpty, let d = Double(num), d.isFinite, d >= 0 else { return nil }
             // "5m" must not be read as "5" + "m" of "ms" etc.: the unit table is ordered so "ms" comes first.
-            return Int64((d * mult).rounded())
+            let ms = (d * mult).rounded()
+            guard ms < 9.2e18 else { return nil }   // Int64(_:) traps on overflow
+            return Int64(ms)
         }
         return nil
     }
