@@ -1,0 +1,132 @@
+import CGridletSys
+import Glibc
+import GridletCore
+import GridletModbus
+import Synchronization
+
+/// The local CLI socket (`site.socket`, mode 0660). One request line per connection:
+/// `status` returns the latest snapshot, `read DEVICE` reads the device through the daemon's
+/// own bus (so there is one master per bus). The answer is one JSON document.
+final class StatusServer: Sendable {
+    let path: String
+    private let fd: Int32
+    private let snapshot = Mutex("{}")
+    private let links: [DeviceLink]
+    private let log: Logger
+    private let running = Atomic<Bool>(false)
+    private let thread = Mutex<pthread_t?>(nil)
+
+    init(path: String, links: [DeviceLink], logger: Logger) throws(StateFile.IOError) {
+        self.path = path
+        self.links = links
+        self.log = logger
+        try StateFile.makeDirectories(StateFile.directory(of: path), mode: 0o755)
+        unlink(path)
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { throw StateFile.IOError(path: path, operation: "create socket", errno: errno) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            close(s)
+            throw StateFile.IOError(path: path, operation: "bind (path too long)", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { let e = errno; close(s); throw StateFile.IOError(path: path, operation: "bind", errno: e) }
+        chmod(path, 0o660)
+        guard listen(s, 8) == 0 else { let e = errno; close(s); throw StateFile.IOError(path: path, operation: "listen", errno: e) }
+        fd = s
+    }
+
+    func update(snapshot json: String) { snapshot.withLock { $0 = json } }
+
+    func start() {
+        running.store(true, ordering: .relaxed)
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { arg in
+            let server = Unmanaged<StatusServer>.fromOpaque(arg!).takeRetainedValue()
+            gridlet_set_thread_name("gridlet-socket")
+            server.serve()
+            return nil
+        }, box.toOpaque())
+        if rc == 0 { thread.withLock { $0 = t } } else { box.release() }
+    }
+
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        shutdown(fd, Int32(SHUT_RDWR))
+        if let t = thread.withLock({ v -> pthread_t? in defer { v = nil }; return v }) { pthread_join(t, nil) }
+        close(fd)
+        unlink(path)
+    }
+
+    private func serve() {
+        while running.load(ordering: .relaxed) {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&pfd, 1, 200)
+            if n <= 0 { continue }
+            let c = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            if c < 0 { continue }
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let request = readLine(c)
+            let answer = respond(to: request) + "\n"
+            var out = Array(answer.utf8)[...]
+            while !out.isEmpty {
+                let w = out.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if w <= 0 { break }
+                out = out.dropFirst(w)
+            }
+            close(c)
+        }
+    }
+
+    private func readLine(_ c: Int32) -> String {
+        var buf = [UInt8](repeating: 0, count: 1024)
+        var got: [UInt8] = []
+        while got.count < 1024, !got.contains(UInt8(ascii: "\n")) {
+            let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            got += buf[0..<n]
+        }
+        return String(decoding: got, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+    }
+
+    private func respond(to request: String) -> String {
+        let words = request.split(separator: " ").map(String.init)
+        switch words.first {
+        case "status":
+            return snapshot.withLock { $0 }
+        case "read":
+            guard words.count >= 2, let link = links.first(where: { $0.config.name == words[1] }) else {
+                return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown device; configured: \(links.map(\.config.name).joined(separator: ", "))"))]).serialized
+            }
+            return DeviceRead.json(link: link, result: link.reader.read(on: link.bus), only: Array(words.dropFirst(2)))
+        default:
+            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status or read DEVICE"))]).serialized
+        }
+    }
+}
+
+/// The JSON answer to `gridlet read DEVICE`: every point with its unit.
+enum DeviceRead {
+    static func json(link: DeviceLink, result: Result<[String: Double?], ModbusError>, only: [String]) -> String {
+        switch result {
+        case let .failure(e):
+            return JSONValue.object([("ok", .bool(false)), ("device", .string(link.config.name)), ("error", .string(e.description))]).serialized
+        case let .success(values):
+            var points: [(String, JSONValue)] = []
+            for p in link.profile.points where only.isEmpty || only.contains(p.name) {
+                let v: JSONValue = (values[p.name] ?? nil).map { .number($0) } ?? .null
+                points.append((p.name, .object([("value", v), ("unit", .string(p.unit))])))
+            }
+            return JSONValue.object([("ok", .bool(true)), ("device", .string(link.config.name)),
+                                     ("profile", .string(link.profile.name)), ("points", .object(points))]).serialized
+        }
+    }
+}
