@@ -234,15 +234,15 @@ public final class DiskQueue {
         let oldRing = Int(ck.ringSize)
         var old: [QueuedRecord] = []
         var maxSeq: UInt64 = 0
-        if fileSize >= Self.headerSize + oldRing {
-            var reader = RingReader(fh: fh, ring: oldRing)
-            let rec = try reader.recover(headOffset: Int(ck.headOffset), headSeq: ck.headSeq)
-            maxSeq = rec.maxSeq
-            for e in rec.entries {
-                var buf = [UInt8](repeating: 0, count: e.length)
-                _ = try fh.preadFully(&buf, count: e.length, offset: Self.headerSize + e.offset + Self.recordHeaderSize)
-                old.append(QueuedRecord(seq: e.seq, kind: e.kind, timestampMs: e.timestampMs, payload: buf))
-            }
+        // A short file reads as zeros past its end, so a torn tail is handled as usual.
+        var reader = RingReader(fh: fh, ring: oldRing)
+        let rec = try reader.recover(headOffset: Int(ck.headOffset), headSeq: ck.headSeq)
+        maxSeq = rec.maxSeq
+        skipped = rec.skipped
+        for e in rec.entries {
+            var buf = [UInt8](repeating: 0, count: e.length)
+            _ = try fh.preadFully(&buf, count: e.length, offset: Self.headerSize + e.offset + Self.recordHeaderSize)
+            old.append(QueuedRecord(seq: e.seq, kind: e.kind, timestampMs: e.timestampMs, payload: buf))
         }
         // Keep the newest records that fit in 3/4 of the new ring.
         var keepFrom = old.count

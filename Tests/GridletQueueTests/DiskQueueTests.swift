@@ -92,6 +92,26 @@ import Testing
         #expect(q2.stats.records == 0)
     }
 
+    @Test func syncFailureIsStickyAndNotRetried() throws {
+        let dir = TempDir()
+        let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
+        try q.append(kind: .telemetry, payload: [1, 2, 3], timestampMs: 0)
+        // Swap the queue's descriptor for read-only /dev/null: fdatasync now fails (EINVAL).
+        let devnull = open("/dev/null", O_RDONLY)
+        #expect(devnull >= 0)
+        #expect(dup2(devnull, q.fh.fd) == q.fh.fd)
+        close(devnull)
+        var first: QueueError?
+        do { try q.sync() } catch { first = error }
+        #expect(first != nil)
+        #expect(first?.operation == "fdatasync")
+        // Every later mutating call reports the same failure.
+        #expect(throws: first!) { try q.sync() }
+        #expect(throws: first!) { try q.append(kind: .telemetry, payload: [4], timestampMs: 1) }
+        #expect(throws: first!) { try q.ack(seq: 1) }
+        q.close()
+    }
+
     @Test func errorDescriptionIsReadable() {
         let e = QueueError(errno: ENOENT, operation: "open", path: "/x/queue.dat")
         #expect(e.description.contains("open"))
