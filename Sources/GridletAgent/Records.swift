@@ -1,4 +1,5 @@
 import GridletCore
+import GridletQueue
 
 /// Builds the JSON bodies of what the agent publishes (SPEC §3). Queued records are stored
 /// without `seq` and `historical`; `Outbound.frame` adds them when the record is sent.

@@ -69,7 +69,7 @@ final class StatusServer: Sendable {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let n = poll(&pfd, 1, 200)
             if n <= 0 { continue }
-            let c = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            let c = accept(fd, nil, nil)
             if c < 0 { continue }
             var tv = timeval(tv_sec: 2, tv_usec: 0)
             setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -1,0 +1,266 @@
+import ArgumentParser
+import Glibc
+import GridletAgent
+import GridletCore
+import GridletModbus
+import GridletYAML
+
+struct Gridlet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gridlet",
+        abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
+        version: gridletVersion,
+        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self])
+}
+
+/// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    var code: Int32
+    init(_ d: String, code: Int32 = 1) { description = d; self.code = code }
+}
+
+func loadConfig(_ path: String) throws -> ConfigLoading.Loaded {
+    do {
+        return try ConfigLoading.load(path: path)
+    } catch {
+        throw Failure("configuration error: \(error)", code: 2)
+    }
+}
+
+func socketPath(config: String?, socket: String?) throws -> String {
+    if let s = socket { return s }
+    let loaded = try loadConfig(config ?? "/etc/gridlet/gridlet.yaml")
+    if let s = loaded.config.site.socket { return s }
+    if let d = getenv("RUNTIME_DIRECTORY") { return String(cString: d) + "/gridlet.sock" }
+    return "/run/gridlet/gridlet.sock"
+}
+
+func freePort() -> Int {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(s) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+            bind(s, sa, len) == 0 ? getsockname(s, sa, &len) : -1
+        }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the agent (the daemon; systemd Type=notify).")
+
+    @Option(name: .long, help: "Configuration file.")
+    var config: String = "/etc/gridlet/gridlet.yaml"
+
+    @Flag(name: .long, help: "Run on the embedded default: simulated meter and charger in this process, broker on 127.0.0.1.")
+    var demo = false
+
+    @Option(name: .long, help: "With --demo: the broker's port.")
+    var mqttPort: Int = 1883
+
+    @Option(name: .long, help: "With --demo: state directory.")
+    var stateDir: String = "/tmp/gridlet-demo"
+
+    @Option(name: .long, help: "Log level: error, warning, notice, info, debug.")
+    var logLevel: String = "info"
+
+    func run() throws {
+        guard let level = LogLevel(name: logLevel) else { throw Failure("unknown log level \(logLevel)", code: 2) }
+        let log = Logger(label: "gridlet", minimum: level)
+        var sims: [ModbusSimulator] = []
+        let loaded: ConfigLoading.Loaded
+        if demo {
+            let meterPort = freePort(), chargerPort = freePort()
+            do {
+                sims = try Demo.startSimulators(meterPort: meterPort, chargerPort: chargerPort, writeLog: stateDir + "/charger-writes.jsonl")
+                loaded = try ConfigLoading.load(text: Demo.config(mqttPort: mqttPort, meterPort: meterPort, chargerPort: chargerPort,
+                                                                  stateDir: stateDir), file: "demo")
+            } catch {
+                throw Failure("demo: \(error)")
+            }
+            log.notice("demo: simulated meter on 127.0.0.1:\(meterPort), charger on 127.0.0.1:\(chargerPort); broker 127.0.0.1:\(mqttPort)")
+        } else {
+            loaded = try loadConfig(config)
+        }
+        do {
+            let agent = try Agent(config: loaded.config, profiles: loaded.profiles, logger: log)
+            try agent.run()
+        } catch {
+            for s in sims { s.stop() }
+            throw Failure("\(error)")
+        }
+        for s in sims { s.stop() }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the running daemon's state (limit, source, readings, comm, queue, MQTT).")
+    @Flag(name: .long, help: "Print JSON.") var json = false
+    @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
+    @Option(name: .long, help: "The daemon's socket.") var socket: String?
+
+    func run() throws {
+        let path = try socketPath(config: config, socket: socket)
+        switch LocalClient.request("status", socketPath: path) {
+        case let .failure(e): throw Failure(e.description)
+        case let .success(text):
+            if json { print(text); return }
+            guard let v = try? JSONValue.parse(text) else { print(text); return }
+            printStatus(v)
+        }
+    }
+
+    func printStatus(_ v: JSONValue) {
+        let s = v["state"]
+        func str(_ j: JSONValue?) -> String {
+            guard let j else { return "-" }
+            switch j {
+            case let .string(x): return x
+            case let .number(d): return JSONValue.format(d)
+            case let .bool(b): return b ? "yes" : "no"
+            case .null: return "-"
+            default: return j.serialized
+            }
+        }
+        print("limit      \(str(s?["limit_w"])) W (\(str(s?["applied_a"])) A\(s?["paused"]?.boolValue == true ? ", paused" : ""))")
+        print("source     \(str(s?["source"]))")
+        print("events     \((s?["events"]?.arrayValue ?? []).map { str($0) }.joined(separator: ", "))")
+        print("comm       \(s?["comm"]?["ok"]?.boolValue == true ? "ok" : "LOST") since \(str(s?["comm"]?["since"]))")
+        print("clock      \(s?["clock_synced"]?.boolValue == true ? "synchronised" : "NOT synchronised")")
+        print("next       \(str(s?["next_transition"]))")
+        print("mqtt       \(v["mqtt"]?["connected"]?.boolValue == true ? "connected" : "disconnected") \(str(v["mqtt"]?["broker"]))")
+        print("queue      \(str(v["queue"]?["records"])) records, \(str(v["queue"]?["bytes"])) bytes, oldest \(str(v["queue"]?["oldest_age_s"])) s")
+        for (name, d) in v["devices"]?.objectValue ?? [] {
+            if d["ok"]?.boolValue == true {
+                let fields = (d.objectValue ?? []).filter { $0.0 != "ok" }.map { "\($0.0)=\(str($0.1))" }.joined(separator: " ")
+                print("device     \(name): \(fields)")
+            } else {
+                print("device     \(name): NOT ANSWERING: \(str(d["error"]))")
+            }
+        }
+    }
+}
+
+struct Read: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read every point of a configured device (through the daemon when it runs).")
+    @Argument(help: "Device name from the configuration.") var device: String
+    @Argument(help: "Only these points.") var points: [String] = []
+    @Option(name: .long, help: "Configuration file.") var config: String = "/etc/gridlet/gridlet.yaml"
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() throws {
+        let loaded = try loadConfig(config)
+        guard let d = loaded.config.devices.first(where: { $0.name == device }) else {
+            throw Failure("no device '\(device)' in \(config); configured: \(loaded.config.devices.map(\.name).joined(separator: ", "))", code: 2)
+        }
+        let sock = loaded.config.site.socket ?? "/run/gridlet/gridlet.sock"
+        var answer: String
+        switch LocalClient.request("read \(([device] + points).joined(separator: " "))", socketPath: sock) {
+        case let .success(text): answer = text
+        case .failure:
+            // No daemon: read directly (we are then the only master on the bus).
+            guard let busConfig = loaded.config.bus(named: d.bus), let profile = loaded.profiles[d.profile] else {
+                throw Failure("device \(device) has no bus or profile")
+            }
+            let bus = ModbusBus(busConfig)
+            defer { bus.stop() }
+            let reader = DeviceReader(profile: profile, unit: d.unit, deviceName: d.name)
+            answer = DirectRead.json(profile: profile, device: d.name, result: reader.read(on: bus), only: points)
+        }
+        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer") }
+        if json { print(answer) } else {
+            if v["ok"]?.boolValue != true { throw Failure(v["error"]?.stringValue ?? answer) }
+            for (name, p) in v["points"]?.objectValue ?? [] {
+                let value = p["value"]?.doubleValue.map { JSONValue.format($0) } ?? "n/a"
+                print("\(name.padding(18)) \(value) \(p["unit"]?.stringValue ?? "")")
+            }
+        }
+        if v["ok"]?.boolValue != true { throw ExitCode(1) }
+    }
+}
+
+enum DirectRead {
+    static func json(profile: DeviceProfile, device: String, result: Result<[String: Double?], ModbusError>, only: [String]) -> String {
+        switch result {
+        case let .failure(e):
+            return JSONValue.object([("ok", .bool(false)), ("device", .string(device)), ("error", .string(e.description))]).serialized
+        case let .success(values):
+            var points: [(String, JSONValue)] = []
+            for p in profile.points where only.isEmpty || only.contains(p.name) {
+                points.append((p.name, .object([("value", (values[p.name] ?? nil).map { .number($0) } ?? .null), ("unit", .string(p.unit))])))
+            }
+            return JSONValue.object([("ok", .bool(true)), ("device", .string(device)), ("profile", .string(profile.name)),
+                                     ("points", .object(points))]).serialized
+        }
+    }
+}
+
+extension String {
+    func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a configuration file; exit 2 when it is invalid.")
+        @Argument(help: "The file.") var path: String
+        func run() throws {
+            let loaded = try loadConfig(path)
+            print("\(path): ok (site \(loaded.config.site.id), \(loaded.config.buses.count) bus(es), \(loaded.config.devices.count) device(s))")
+        }
+    }
+}
+
+struct Profiles: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the built-in device profiles, or print one.")
+    @Argument(help: "Print this profile's YAML.") var name: String?
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() throws {
+        if let name {
+            guard let text = BuiltinProfiles.yaml(named: name) else {
+                throw Failure("no built-in profile '\(name)'; built-in: \(ProfileLibrary.builtinNames.joined(separator: ", "))", code: 2)
+            }
+            print(text)
+            return
+        }
+        var rows: [JSONValue] = []
+        for n in ProfileLibrary.builtinNames {
+            do {
+                guard let p = try ProfileLibrary.builtin(named: n) else { continue }
+                rows.append(.object([("name", .string(p.name)), ("kind", .string(p.kind.rawValue)), ("vendor", .string(p.vendor)),
+                                     ("model", .string(p.model)), ("transport", .string(p.transport)),
+                                     ("points", .number(Double(p.points.count)))]))
+                if !json { print("\(p.name.padding(22)) \(p.kind.rawValue.padding(8)) \(p.vendor) \(p.model) (\(p.transport), \(p.points.count) points)") }
+            } catch {
+                throw Failure("built-in profile \(n) is broken: \(error)")
+            }
+        }
+        if json { print(JSONValue.array(rows).serialized) }
+    }
+}
+
+struct Simulate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve a profile's register map over Modbus TCP (libmodbus server) for demos and tests.")
+    @Argument(help: "Built-in profile name or profile file.") var profile: String
+    @Option(name: .long, help: "TCP port.") var port: Int = 1502
+    @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
+    @Flag(name: .long, help: "Keep values constant (for exact comparisons).") var frozen = false
+    @Option(name: .long, help: "Append every write received as a JSON line to this file.") var writeLog: String?
+
+    func run() throws {
+        let p: DeviceProfile
+        do { p = try ProfileLibrary.profile(profile) } catch { throw Failure("\(error)", code: 2) }
+        let sim = ModbusSimulator(profile: p, host: host, port: port, frozen: frozen, writeLog: writeLog)
+        installSimulatorSignals()
+        printError("<5>gridlet simulate: \(p.name) on \(host):\(port)\(frozen ? " (frozen)" : "")")
+        do { try sim.runForever(until: { simulatorStop() }) } catch { throw Failure("\(error)") }
+    }
+}
