@@ -65,7 +65,8 @@ enum TestSupport {
     }
 
     static func which(_ program: String) -> String? {
-        for dir in ["/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin"] {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") where !dir.isEmpty {
             let path = "\(dir)/\(program)"
             if access(path, X_OK) == 0 { return path }
         }
