@@ -15,7 +15,7 @@ import Testing
         #expect(e.kind == .connectionRefused)
         #expect(e.code == ECONNREFUSED)
         #expect(e.device == "meter" && e.bus == "lan")
-        #expect(e.description == "meter (unit 1 on lan): connect: connection refused (ECONNREFUSED)")
+        #expect(e.description == "meter (unit 1 on lan): read input registers 52+2: connection refused (ECONNREFUSED)")
     }
 
     @Test func timeoutNamesDeviceAndRegister() throws {
@@ -137,6 +137,15 @@ import Testing
         let v = try reader.read(on: bus).get()
         #expect(v["a"] == 230.5 && v["b"] == -1234.25 && v["c"] == 152_709_948 && v["d"] == -1234)
         #expect(v["e"] == -7000 && v["f"] == 4242)
+
+        // A Modbus exception from a real server: by name, not retried, connection kept.
+        let start = TestSupport.monotonicMs()
+        let bad = bus.read(table: .input, address: 5000, count: 2, unit: 1, deviceName: "pymodbus")
+        guard case let .failure(e) = bad else { Issue.record("expected an exception, got \(bad)"); return }
+        #expect(e.kind == .exception(code: 2))
+        #expect(!e.isConnectionLevel)
+        #expect(e.description == "pymodbus (unit 1 on py): read input registers 5000+2: exception 2: illegal data address (EMBXILADD)")
+        #expect(TestSupport.monotonicMs() - start < 900)
 
         // Writes land in the independent server.
         #expect((try? bus.write(address: 201, values: [7, 8], unit: 1).get()) != nil)

@@ -122,6 +122,21 @@ func tcpBus(_ port: Int, name: String = "lan", timeoutMs: Int = 500, retries: In
         }
     }
 
+    @Test func busyPortIsReported() throws {
+        let sim = try startSimulator("eastron-sdm630")
+        defer { sim.stop() }
+        let second = ModbusSimulator(profile: sim.profile, port: sim.port, frozen: true)
+        do {
+            try second.start()
+            second.stop()
+            Issue.record("expected the second simulator to fail")
+        } catch {
+            #expect(error.code == EADDRINUSE)
+            #expect(error.description == "eastron-sdm630 (unit 1 on simulator 127.0.0.1:\(sim.port)): listen: cannot listen on 127.0.0.1:\(sim.port): address already in use (EADDRINUSE)")
+        }
+        #expect(!second.isRunning)
+    }
+
     @Test func runForeverStopsWhenAsked() throws {
         let profile = try #require(try ProfileLibrary.builtin(named: "eastron-sdm630"))
         let sim = ModbusSimulator(profile: profile, port: TestSupport.freePort(), frozen: true)
