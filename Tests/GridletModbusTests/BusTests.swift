@@ -82,6 +82,32 @@ import Testing
         #expect(total.withLock { $0 } == 40)
     }
 
+    @Test func keepsTheSilentGapBetweenTransactions() throws {
+        let sim = try startSimulator("eastron-sdm630")
+        defer { sim.stop() }
+        let bus = ModbusBus(name: "lan", transport: .tcp(host: "127.0.0.1", port: sim.port), timeoutMs: 500, retries: 0, gapMs: 100)
+        defer { bus.stop() }
+        let start = TestSupport.monotonicMs()
+        for _ in 0..<5 { #expect((try? bus.read(table: .input, address: 0, count: 2, unit: 1).get()) != nil) }
+        let elapsed = TestSupport.monotonicMs() - start
+        #expect(elapsed >= 400 && elapsed < 2000, "5 transactions with a 100 ms gap took \(elapsed) ms")
+    }
+
+    @Test func missingSerialPortIsReported() {
+        let bus = ModbusBus(name: "rs485", transport: .rtu(device: "/dev/gridlet-no-such-tty", baud: 9600, parity: .none,
+                                                          dataBits: 8, stopBits: 1, rs485: true), timeoutMs: 100, retries: 0)
+        defer { bus.stop() }
+        let r = bus.read(table: .input, address: 0, count: 2, unit: 1, deviceName: "sdm")
+        guard case let .failure(e) = r else { Issue.record("expected failure"); return }
+        #expect(e.code == ENOENT)
+        #expect(e.description == "sdm (unit 1 on rs485): read input registers 0+2: no such serial device (ENOENT)")
+        // RTU unit ids stop at 247.
+        guard case let .failure(u) = bus.read(table: .input, address: 0, count: 2, unit: 255, deviceName: "sdm") else {
+            Issue.record("expected failure"); return
+        }
+        #expect(u.kind == .invalidRequest)
+    }
+
     @Test func stoppedBusFailsFast() {
         let bus = tcpBus(TestSupport.freePort())
         bus.stop()
