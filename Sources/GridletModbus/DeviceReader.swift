@@ -79,6 +79,7 @@ public struct DeviceReader: Sendable {
 
     /// Reads all blocks and waits. Must not be called from the bus thread.
     public func read(on bus: ModbusBus) -> Result<[String: Double?], ModbusError> {
+        precondition(!bus.isOnBusThread, "DeviceReader.read(on:) called on the bus thread")
         let slot = LockedCondition<Result<[String: Double?], ModbusError>?>(nil)
         read(on: bus) { result in slot.withLock { $0 = result } }
         return slot.wait { $0 }!

@@ -70,6 +70,9 @@ public final class ModbusBus: Sendable {
         return slot.wait { $0 }!
     }
 
+    /// True when called on this bus's own thread (e.g. from a completion handler).
+    public var isOnBusThread: Bool { thread.map(PosixThread.isCurrent) ?? false }
+
     /// Convenience: reads registers and waits.
     public func read(table: RegisterTable, address: Int, count: Int, unit: Int, deviceName: String? = nil) -> Result<[UInt16], ModbusError> {
         perform(.read(table: table, address: address, count: count, unit: unit, deviceName: deviceName ?? name))

@@ -49,6 +49,11 @@ public final class ModbusConnection {
 
     /// Opens the connection now (transactions do this by themselves when needed).
     public func connect(device: String? = nil, unit: Int = 0) throws(ModbusError) {
+        try open(device: device, unit: unit, function: "connect", address: 0, count: 0)
+    }
+
+    /// Opens the connection; errors name the transaction that needed it.
+    private func open(device: String?, unit: Int, function: String, address: Int, count: Int) throws(ModbusError) {
         if connected { return }
         if ctx == nil {
             switch transport {
@@ -63,7 +68,7 @@ public final class ModbusConnection {
                 ctx = modbus_new_rtu(device, Int32(baud), p, Int32(dataBits), Int32(stopBits))
             }
             guard let ctx else {
-                throw error(code: gridlet_errno(), device: device, unit: unit, function: "connect", address: 0, count: 0)
+                throw error(code: gridlet_errno(), device: device, unit: unit, function: function, address: address, count: count)
             }
             let to = UInt32(timeoutMs)
             modbus_set_response_timeout(ctx, to / 1000, (to % 1000) * 1000)
@@ -71,13 +76,15 @@ public final class ModbusConnection {
         guard let ctx else { return }
         if modbus_connect(ctx) != 0 {
             let code = gridlet_errno()
-            throw error(code: code, device: device, unit: unit, function: "connect", address: 0, count: 0)
+            throw error(code: code, device: device, unit: unit, function: function, address: address, count: count)
         }
         if case let .rtu(_, _, _, _, _, rs485) = transport, rs485 {
             if modbus_rtu_set_serial_mode(ctx, gridlet_MODBUS_RTU_RS485) != 0 {
                 let code = gridlet_errno()
                 modbus_close(ctx)
-                throw error(code: code, device: device, unit: unit, function: "connect (RS-485 mode)", address: 0, count: 0)
+                var e = error(code: code, device: device, unit: unit, function: function, address: address, count: count)
+                e.message = "cannot switch the serial port to RS-485 mode: " + e.message
+                throw e
             }
         }
         connected = true
@@ -151,7 +158,7 @@ public final class ModbusConnection {
             keepGap()
             defer { lastTransactionEndMs = Clock.monotonicMs() }
             do throws(ModbusError) {
-                try connect(device: device, unit: unit)
+                try open(device: device, unit: unit, function: function, address: address, count: count)
             } catch {
                 lastError = error
                 close()

@@ -59,7 +59,7 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
     public var codeName: String { ModbusError.codeName(code) }
 
     public var description: String {
-        let target = function == "connect" ? "connect" : "\(function) \(address)+\(count)"
+        let target = count == 0 ? function : "\(function) \(address)+\(count)"
         let codePart = code == 0 ? "" : " (\(codeName))"
         return "\(device) (unit \(unit) on \(bus)): \(target): \(message)\(codePart)"
     }
@@ -97,6 +97,7 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
         case EIO: return (.connection, "input/output error")
         case EINVAL: return (.invalidRequest, "invalid argument")
         case EMSGSIZE: return (.invalidResponse, "answer has the wrong length")
+        case EADDRINUSE: return (.connection, "address already in use")
         default: return (.connection, "error \(code)")
         }
     }
@@ -132,6 +133,7 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
         case EIO: return "EIO"
         case EINVAL: return "EINVAL"
         case EMSGSIZE: return "EMSGSIZE"
+        case EADDRINUSE: return "EADDRINUSE"
         default: return code > base ? "MODBUS+\(code - base)" : "errno \(code)"
         }
     }

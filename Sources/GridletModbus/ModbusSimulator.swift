@@ -117,8 +117,8 @@ public final class ModbusSimulator: Sendable {
     fileprivate func listenError(code: Int32, message: String? = nil) -> ModbusError {
         var e = ModbusError(code: code, device: profile.name, bus: "simulator \(host):\(port)", unit: profile.defaultUnit,
                             function: "listen", address: 0, count: 0, timeoutMs: 0)
-        e.function = "connect"
-        e.message = message ?? "cannot listen on \(host):\(port): \(ModbusError.codeName(code))"
+        e.function = "listen"
+        e.message = message.map { "\($0): \(e.message)" } ?? "cannot listen on \(host):\(port): \(e.message)"
         e.kind = .connection
         return e
     }
