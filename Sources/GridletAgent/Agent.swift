@@ -53,6 +53,8 @@ public final class Agent {
     var requestedW: Double = 0
     let bootID: String
     let startedWallMs: Int64
+    let startedMonoMs = Clock.monoMs()
+    var startSettled = false
     let statePath: String
     var published = 0
     var queueErrorLogged = false
@@ -385,7 +387,18 @@ public final class Agent {
                                        nominal: config.site.nominalVoltage)
     }
 
+    /// True once every device has answered or failed its first poll (or 5 s passed), so the
+    /// first setpoint is not decided on a meter that simply has not been read yet.
+    var settled: Bool {
+        if startSettled { return true }
+        return health.allSatisfy { $0.ok || $0.lastError != nil } || Clock.monoMs() - startedMonoMs > 5000
+    }
+
     func control(nowWall: Int64, nowMono: Int64) {
+        if !startSettled {
+            guard settled else { return }
+            startSettled = true
+        }
         let advanced = engine.advance(nowMs: nowWall)
         if advanced.changed { persist() }
         for r in advanced.responses {
@@ -549,8 +562,11 @@ public final class Agent {
         guard connected, let m = mqtt else { return }
         let s = stateJSON(nowWall: nowWall)
         var key = s
-        if case var .object(o) = key, let di = o.firstIndex(where: { $0.0 == "devices" }) {
-            o[di].1 = .array(health.map { .bool($0.ok) })
+        if case var .object(o) = key {
+            // last_seen moves on every poll and limit_w follows the measured voltage: neither
+            // alone is a change worth a retained publish (the periodic publish carries them).
+            if let di = o.firstIndex(where: { $0.0 == "devices" }) { o[di].1 = .array(health.map { .bool($0.ok) }) }
+            if let li = o.firstIndex(where: { $0.0 == "limit_w" }) { o[li].1 = .number((requestedW / 100).rounded()) }
             key = .object(o)
         }
         let keyText = key.serialized

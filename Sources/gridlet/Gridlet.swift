@@ -78,6 +78,7 @@ struct Run: ParsableCommand {
         if demo {
             let meterPort = freePort(), chargerPort = freePort()
             do {
+                try StateFile.makeDirectories(stateDir)
                 sims = try Demo.startSimulators(meterPort: meterPort, chargerPort: chargerPort, writeLog: stateDir + "/charger-writes.jsonl")
                 loaded = try ConfigLoading.load(text: Demo.config(mqttPort: mqttPort, meterPort: meterPort, chargerPort: chargerPort,
                                                                   stateDir: stateDir), file: "demo")
