@@ -448,9 +448,9 @@ public final class Agent {
                                                    voltage: v, maxCurrent: dc.maxCurrent, minCurrent: dc.minCurrent,
                                                    resolution: ctl.currentResolution)
             if let fc = ctl.failsafeCurrent, let ft = ctl.failsafeTimeout, !c.failsafeInFlight,
-               c.failsafeProgrammedFor != fallback.amps || nowMono - c.lastAliveMonoMs > 60_000 && c.failsafeProgrammedFor == nil {
+               c.failsafeProgrammedFor != fallback.amps, nowMono >= c.failsafeRetryMonoMs {
                 c.failsafeInFlight = true
-                c.lastAliveMonoMs = nowMono
+                c.failsafeRetryMonoMs = nowMono + 5000
                 let box = mailbox
                 let timeoutS = Double(config.control.deviceFailsafeTimeoutMs / 1000)
                 link.write(fc, value: fallback.amps) { r in box.post(.wrote(device: i, what: .failsafeCurrent, value: fallback.amps, result: r)) }
@@ -585,7 +585,8 @@ public final class Agent {
             ("state", stateJSON(nowWall: nowWall)),
             ("devices", .object(readings)),
             ("queue", .object([("records", .number(Double(st.records))), ("bytes", .number(Double(st.bytes))),
-                               ("oldest_age_s", oldest), ("dropped", .number(Double(st.droppedRecords)))])),
+                               ("oldest_age_s", oldest), ("dropped", .number(Double(st.droppedRecords))),
+                               ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery)))])),
             ("mqtt", .object([("connected", .bool(connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)"))])),
             ("stored_events", .array(engine.events.map { .string($0.id) })),
         ]).serialized

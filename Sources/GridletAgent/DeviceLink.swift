@@ -55,5 +55,6 @@ struct ChargerState {
     var writeInFlight = false
     var failsafeProgrammedFor: Double?     // fallback amps programmed into the charger
     var failsafeInFlight = false
+    var failsafeRetryMonoMs: Int64 = 0
     var lastWriteError: String?
 }

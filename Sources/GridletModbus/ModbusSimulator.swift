@@ -29,6 +29,8 @@ public final class ModbusSimulator: Sendable {
     public let host: String
     public let port: Int
     public let frozen: Bool
+    /// When set, every phase voltage is this value (plus noise unless frozen): a "230 V charger".
+    public let voltage: Double?
     public let writeLog: String?
     public let updateIntervalMs: Int
 
@@ -40,12 +42,13 @@ public final class ModbusSimulator: Sendable {
     private let shared = Mutex(Shared())
     private let stopRequested = Atomic<Bool>(false)
 
-    public init(profile: DeviceProfile, host: String = "127.0.0.1", port: Int, frozen: Bool = false,
+    public init(profile: DeviceProfile, host: String = "127.0.0.1", port: Int, frozen: Bool = false, voltage: Double? = nil,
                 writeLog: String? = nil, updateIntervalMs: Int = 200) {
         self.profile = profile
         self.host = host
         self.port = port
         self.frozen = frozen
+        self.voltage = voltage
         self.writeLog = writeLog
         self.updateIntervalMs = max(10, updateIntervalMs)
     }
@@ -139,7 +142,7 @@ private final class SimulatorEngine {
 
     init(_ sim: ModbusSimulator) {
         self.sim = sim
-        model = SimulationModel(profile: sim.profile, frozen: sim.frozen)
+        model = SimulationModel(profile: sim.profile, frozen: sim.frozen, voltage: sim.voltage)
     }
 
     deinit { close() }
@@ -288,7 +291,10 @@ private struct SimulationModel {
     var setpointA: Double = 0
     let phases = 3
 
-    init(profile: DeviceProfile, frozen: Bool) {
+    let voltage: Double?
+
+    init(profile: DeviceProfile, frozen: Bool, voltage: Double? = nil) {
+        self.voltage = voltage
         self.profile = profile
         self.frozen = frozen
         if profile.kind == .meter {
@@ -328,7 +334,8 @@ private struct SimulationModel {
     mutating func step(dtSeconds dt: Double) -> [String: Double] {
         t += dt
         var v: [String: Double] = [:]
-        let volts = [231.37 + noise(0.6), 229.81 + noise(0.6), 230.52 + noise(0.6)]
+        let base = voltage.map { [$0, $0, $0] } ?? [231.37, 229.81, 230.52]
+        let volts = [base[0] + noise(0.6), base[1] + noise(0.6), base[2] + noise(0.6)]
         switch profile.kind {
         case .meter:
             let swing = frozen ? 0 : 700 * sin(t / 9)
@@ -355,7 +362,7 @@ private struct SimulationModel {
                 v["current_l\(i + 1)_a"] = frozen ? amps : current
                 total += frozen ? 0 : current * volts[i]
             }
-            let power = frozen || !charging ? amps * 230 * Double(phases) : total
+            let power = frozen || !charging ? amps * (voltage ?? 230) * Double(phases) : total
             importWh += power * dt / 3600
             sessionWh += power * dt / 3600
             v["power_w"] = power

@@ -255,11 +255,12 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
     @Flag(name: .long, help: "Keep values constant (for exact comparisons).") var frozen = false
     @Option(name: .long, help: "Append every write received as a JSON line to this file.") var writeLog: String?
+    @Option(name: .long, help: "Serve this phase voltage on every phase (e.g. 230).") var voltage: Double?
 
     func run() throws {
         let p: DeviceProfile
         do { p = try ProfileLibrary.profile(profile) } catch { throw Failure("\(error)", code: 2) }
-        let sim = ModbusSimulator(profile: p, host: host, port: port, frozen: frozen, writeLog: writeLog)
+        let sim = ModbusSimulator(profile: p, host: host, port: port, frozen: frozen, voltage: voltage, writeLog: writeLog)
         installSimulatorSignals()
         printError("<5>gridlet simulate: \(p.name) on \(host):\(port)\(frozen ? " (frozen)" : "")")
         do { try sim.runForever(until: { simulatorStop() }) } catch { throw Failure("\(error)") }
