@@ -78,6 +78,7 @@ public struct ControlEngine: Sendable {
     // Restore after a restricting source ends.
     private var lastSource = "default"
     private var lastTargetW: Double?
+    private var lastActiveIDs: Set<String> = []
     private var restore: (fromW: Double, rampStartMs: Int64)?
     private var rng: SplitMix64
 
@@ -273,7 +274,11 @@ public struct ControlEngine: Sendable {
         var limited = targetW
         var limitSource = source
         var restoring = false
-        if source.hasPrefix("dispatch:") {
+        // A dispatch winner that was not active at the previous decision is new and applies at once; one that
+        // takes over because a restricting source ended (e.g. a higher-precedence event ended) is restored.
+        let newDispatch = active.first.map { !lastActiveIDs.contains($0.id) } ?? false
+        lastActiveIDs = Set(active.map(\.id))
+        if newDispatch {
             restore = nil
         } else if restore == nil, let last = lastTargetW, targetW > last, source != lastSource {
             let delay = settings.restoreDelayMs
@@ -294,7 +299,8 @@ public struct ControlEngine: Sendable {
                 let other = max(0, site - inputs.chargerPowerW)
                 let siteLimit = max(0, maxImport - other)
                 if siteLimit < limitW { limitW = siteLimit; limitSource = "site_limit" }
-            } else if !inputs.hasSiteMeter, maxImport < limitW {
+            } else if maxImport < limitW {
+                // No meter, or no fresh reading: the other load is unknown but never negative, so max_import_w still bounds.
                 limitW = maxImport; limitSource = "site_limit"
             }
         }

@@ -85,6 +85,8 @@ extension JSONValue {
         guard d.isFinite else { return "null" }
         if d == d.rounded(), abs(d) < 9e15 { return String(Int64(d)) }
         let scaled = (d * 1_000_000).rounded() / 1_000_000
+        // Huge values overflow when scaled; they are integers anyway, and Swift's "1e+303" is valid JSON.
+        guard scaled.isFinite else { return String(d) }
         if scaled == scaled.rounded(), abs(scaled) < 9e15 { return String(Int64(scaled)) }
         return String(scaled)
     }
@@ -122,8 +124,11 @@ private struct JSONParser {
     func fail(_ m: String) -> JSONParseError { JSONParseError(offset: i, message: m) }
 
     mutating func value(depth: Int) throws(JSONParseError) -> JSONValue {
-        guard depth < 32 else { throw fail("nesting too deep") }
         guard i < bytes.count else { throw fail("unexpected end of input") }
+        // Depth counts nested arrays and objects (at most 32); scalars do not add a level.
+        if bytes[i] == UInt8(ascii: "{") || bytes[i] == UInt8(ascii: "[") {
+            guard depth < 32 else { throw fail("nesting too deep") }
+        }
         switch bytes[i] {
         case UInt8(ascii: "{"):
             i += 1
@@ -250,7 +255,10 @@ private struct JSONParser {
     }
 
     mutating func hex4() throws(JSONParseError) -> UInt32 {
-        guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i..<i + 4], as: UTF8.self), radix: 16) else {
+        // Exactly four hex digits: UInt32(_:radix:) alone would also take a sign ("\u+041").
+        guard i + 4 <= bytes.count, bytes[i..<i + 4].allSatisfy({ c in
+            (0x30...0x39).contains(c) || (0x41...0x46).contains(c) || (0x61...0x66).contains(c)
+        }), let v = UInt32(String(decoding: bytes[i..<i + 4], as: UTF8.self), radix: 16) else {
             throw fail("invalid \\u escape")
         }
         i += 4
