@@ -47,7 +47,7 @@ public struct ControlInputs: Sendable, Equatable {
 /// The effective limit at one instant and why.
 public struct ControlDecision: Sendable, Equatable {
     public var limitW: Double
-    /// `dispatch:<id>`, `fallback`, `default`, `derate:<reason>`, `site_limit`, `restore`.
+    /// `dispatch:<id>`, `fallback`, `default`, `derate:<reason>`, `site_limit`.
     public var source: String
     /// Stored events whose window contains now (the winner first).
     public var activeEvents: [String]

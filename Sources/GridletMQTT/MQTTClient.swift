@@ -60,7 +60,14 @@ public struct MQTTClientOptions: Sendable {
 /// alive by the client.
 final class EventSink: Sendable {
     let handler: @Sendable (MQTTEvent) -> Void
+    let connected = Atomic<Bool>(false)
     init(handler: @escaping @Sendable (MQTTEvent) -> Void) { self.handler = handler }
+}
+
+private final class NetworkThreadContext {
+    let client: MQTTClient
+    let firstConnectFailed: Bool
+    init(client: MQTTClient, firstConnectFailed: Bool) { self.client = client; self.firstConnectFailed = firstConnectFailed }
 }
 
 private let libraryInit: Void = { _ = mosquitto_lib_init() }()
@@ -76,6 +83,7 @@ public final class MQTTClient: @unchecked Sendable {
     private let sink: EventSink
     private let options: MQTTClientOptions
     private let stopped = Mutex(false)
+    private let thread = Mutex<pthread_t?>(nil)
 
     public init(options: MQTTClientOptions, handler: @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) {
         _ = libraryInit
@@ -119,15 +127,66 @@ public final class MQTTClient: @unchecked Sendable {
         mosquitto_message_v5_callback_set(mosq, onMessage)
     }
 
-    /// Starts connecting in the background; the network thread reconnects on its own with
-    /// exponential backoff, also when the broker cannot be reached at first.
+    /// Starts the network thread. It connects in the background and reconnects after any
+    /// failure (refused, unreachable, DNS, TLS) with exponential backoff and jitter, also when
+    /// the broker cannot be reached at first. libmosquitto's own `loop_forever` gives up on
+    /// some of these (a DNS failure at boot would end it), so the thread here drives
+    /// `mosquitto_loop` itself.
     public func start() throws(MQTTError) {
+        try check(mosquitto_threaded_set(mosq, true), "enable threaded mode")
         let rc = mosquitto_connect_async(mosq, options.host, Int32(options.port), Int32(options.keepaliveS))
-        // A refused or unreachable broker is not fatal: the loop thread keeps retrying.
-        if rc != Int32(MOSQ_ERR_SUCCESS.rawValue), rc != Int32(MOSQ_ERR_ERRNO.rawValue) {
+        if rc == Int32(MOSQ_ERR_INVAL.rawValue) {
             throw MQTTError(code: rc, operation: "connect to \(options.host):\(options.port)", errno: Glibc.errno)
         }
-        try check(mosquitto_loop_start(mosq), "start the MQTT network thread")
+        let firstFailed = rc != Int32(MOSQ_ERR_SUCCESS.rawValue)
+        let box = Unmanaged.passRetained(NetworkThreadContext(client: self, firstConnectFailed: firstFailed))
+        var t = pthread_t()
+        let created = pthread_create(&t, nil, { arg in
+            let ctx = Unmanaged<NetworkThreadContext>.fromOpaque(arg!).takeRetainedValue()
+            ctx.client.runNetworkLoop(needConnect: ctx.firstConnectFailed)
+            return nil
+        }, box.toOpaque())
+        guard created == 0 else {
+            box.release()
+            throw MQTTError(code: Int32(MOSQ_ERR_ERRNO.rawValue), operation: "start the MQTT network thread", errno: created)
+        }
+        thread.withLock { $0 = t }
+    }
+
+    /// Delay before the next reconnect attempt, in ms; doubles up to the maximum, with
+    /// ±25 % jitter so a fleet does not reconnect in lockstep after a broker restart.
+    private func nextDelayMs(_ attempt: Int) -> Int {
+        let base = min(options.reconnectDelayMaxS * 1000, options.reconnectDelayMinS * 1000 << min(attempt, 16))
+        let jitter = Int.random(in: -(base / 4)...(base / 4))
+        return max(100, base + jitter)
+    }
+
+    fileprivate func runNetworkLoop(needConnect initial: Bool) {
+        var needConnect = initial
+        var attempt = 0
+        func pause(_ ms: Int) {
+            var left = ms
+            while left > 0, !stopped.withLock({ $0 }) { usleep(UInt32(min(left, 100)) * 1000); left -= 100 }
+        }
+        if needConnect { pause(nextDelayMs(attempt)); attempt += 1 }
+        while !stopped.withLock({ $0 }) {
+            if needConnect {
+                let rc = mosquitto_reconnect_async(mosq)
+                if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                    pause(nextDelayMs(attempt)); attempt += 1
+                    continue
+                }
+                needConnect = false
+            }
+            let rc = mosquitto_loop(mosq, 100, 1)
+            if sink.connected.load(ordering: .relaxed) { attempt = 0 }
+            if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                if stopped.withLock({ $0 }) { break }
+                sink.connected.store(false, ordering: .relaxed)
+                needConnect = true
+                pause(nextDelayMs(attempt)); attempt += 1
+            }
+        }
     }
 
     /// Publishes and returns the message id that a later `.published` event acknowledges.
@@ -163,8 +222,12 @@ public final class MQTTClient: @unchecked Sendable {
         let already = stopped.withLock { s -> Bool in defer { s = true }; return s }
         if already { return }
         _ = mosquitto_disconnect(mosq)
-        _ = mosquitto_loop_stop(mosq, false)
+        // Let the loop send the DISCONNECT, then end the thread (it checks `stopped` every 100 ms).
+        if let t = thread.withLock({ v -> pthread_t? in defer { v = nil }; return v }) { pthread_join(t, nil) }
     }
+
+    /// True between a successful CONNACK and the next disconnect.
+    public var isConnected: Bool { sink.connected.load(ordering: .relaxed) }
 
     deinit {
         stop()
@@ -180,12 +243,16 @@ private func sink(_ obj: UnsafeMutableRawPointer?) -> EventSink? {
 
 private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = {
     _, obj, rc, flags, _ in
-    sink(obj)?.handler(.connected(returnCode: rc, sessionPresent: flags & 1 == 1))
+    guard let s = sink(obj) else { return }
+    s.connected.store(rc == 0, ordering: .relaxed)
+    s.handler(.connected(returnCode: rc, sessionPresent: flags & 1 == 1))
 }
 
 private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, OpaquePointer?) -> Void = {
     _, obj, rc, _ in
-    sink(obj)?.handler(.disconnected(returnCode: rc))
+    guard let s = sink(obj) else { return }
+    s.connected.store(false, ordering: .relaxed)
+    s.handler(.disconnected(returnCode: rc))
 }
 
 private let onPublish: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = {
