@@ -224,3 +224,56 @@ def test_config_check_exit_codes(workdir):
     assert r.returncode == 1 and "gridlet run" in r.stderr
     r = subprocess.run([GRIDLET, "frobnicate"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
+
+
+def test_systemd_notify_ready_watchdog_stopping(site):
+    """Type=notify: READY=1 after start, WATCHDOG=1 from the loop at half WATCHDOG_USEC, STOPPING=1."""
+    import socket as pysocket
+    path = os.path.join(site.workdir, "notify.sock")
+    sock = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    agent = site.make_agent()
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
+    agent.log = open(agent.log_path, "ab")
+    agent.proc = subprocess.Popen([GRIDLET, "run", "--config", agent.config], stdout=agent.log, stderr=agent.log, env=env)
+    got = []
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv(4096).decode())
+        except OSError:
+            pass
+    assert any("READY=1" in m for m in got), got
+    kicks = [m for m in got if "WATCHDOG=1" in m]
+    assert len(kicks) >= 5, got  # every 0.5 s for ~3.5 s
+    assert agent.stop() == 0
+    rest = []
+    try:
+        while True:
+            rest.append(sock.recv(4096).decode())
+    except OSError:
+        pass
+    assert any("STOPPING=1" in m for m in rest), rest
+    sock.close()
+
+
+def test_starts_without_any_broker_and_controls_locally(site):
+    site.broker.stop()
+    agent = site.make_agent(comm_loss="2s")
+    agent.start()
+    ch = site.charger
+    # The charger's own failsafe is programmed and the fallback applied once comm_loss_timeout passes.
+    wait_until(lambda: ch.last_value(2000) == 6, 10, what="failsafe programmed without a broker")
+    wait_until(lambda: ch.last_value(5004) == 6, 10, what="fallback without a broker")
+    st = agent.status()
+    assert st["state"]["source"] == "fallback" and st["state"]["comm"]["ok"] is False
+    assert st["mqtt"]["connected"] is False
+    # When a broker appears, it connects and the queued telemetry arrives flagged historical.
+    util = None
+    site.broker.start()
+    util = site.make_collector()
+    wait_until(lambda: ch.last_value(5004) == 16, 40, what="default after the broker appears")
+    t = util.wait_for("telemetry", lambda p: p["historical"] is True, timeout=30)
+    assert t["seq"] >= 1
+    assert agent.stop() == 0
