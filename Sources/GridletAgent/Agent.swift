@@ -42,8 +42,16 @@ public final class Agent {
     var chargers: [Int: ChargerState] = [:]
     var connected = false
     var inflight: [Int32: UInt64] = [:]
-    var lastSentSeq: UInt64 = 0
+    /// Seqs handed to libmosquitto in this process and not yet acknowledged.
+    var sent: Set<UInt64> = []
+    /// Produced while connected, not yet handed over (in seq order).
+    var pendingLive: [UInt64] = []
     var liveSeqs: Set<UInt64> = []
+    /// The backlog drain's position: every record at or below it has been handed over (or is live).
+    var historyCursor: UInt64 = 0
+    var acked = 0
+    var lastMQTTError: String?
+    var telemetryExpiryS: UInt32? { config.mqtt.messageExpiryMs > 0 ? UInt32(config.mqtt.messageExpiryMs / 1000) : nil }
     var nextReplayMonoMs: Int64 = 0
     var nextTelemetryMonoMs: Int64 = 0
     var lastStateJSON = ""
@@ -182,8 +190,9 @@ public final class Agent {
         if connected, let m = mqtt {
             _ = try? m.publish(topic: "\(root)/status", payload: Array(statusPayload(online: false, sinceMs: Clock.wallMs()).utf8),
                                qos: 1, retain: true)
-            // Give in-flight messages a moment to be acknowledged (bounded).
-            let deadline = Clock.monoMs() + 1500
+            // Let in-flight messages be acknowledged, so a clean stop delivers nothing twice
+            // after the restart (bounded well inside systemd's stop timeout).
+            let deadline = Clock.monoMs() + 3000
             while Clock.monoMs() < deadline {
                 for input in mailbox.take(timeoutMs: 50) { if case .mqtt = input { handle(input) } }
                 if inflight.isEmpty { break }
@@ -203,7 +212,8 @@ public final class Agent {
         var wait: Int64 = 200
         for h in health where !h.pollInFlight { wait = min(wait, h.nextPollMonoMs - now) }
         wait = min(wait, nextTelemetryMonoMs - now)
-        if connected, !inflight.isEmpty || lastSentSeq < queue.stats.nextSeq - 1 { wait = min(wait, max(1, nextReplayMonoMs - now)) }
+        if connected, !pendingLive.isEmpty { wait = 1 }
+        if connected, inflight.count < 16, queue.stats.records > inflight.count { wait = min(wait, max(1, nextReplayMonoMs - now)) }
         return max(1, wait)
     }
 
@@ -266,6 +276,7 @@ public final class Agent {
                 return
             }
             connected = true
+            lastMQTTError = nil
             engine.sessionConnected(nowMs: nowWall)
             log.notice("connected to \(config.mqtt.host):\(config.mqtt.port) (session \(sessionPresent ? "resumed" : "new"))")
             do throws(MQTTError) {
@@ -280,13 +291,24 @@ public final class Agent {
             if connected { log.warning("disconnected from broker (\(rc == 0 ? "clean" : MQTTError.message(rc)))") }
             connected = false
             engine.sessionDisconnected(nowMs: nowWall)
+            // Records that were waiting to go out live are now backlog: historical, paced.
+            if let first = pendingLive.first { historyCursor = min(historyCursor, first - 1) }
+            pendingLive.removeAll()
+            liveSeqs.removeAll()
         case let .published(mid, reason):
             if let seq = inflight.removeValue(forKey: mid) {
+                sent.remove(seq)
+                acked += 1
                 if reason >= 0x80 { log.error("broker rejected record seq \(seq) (reason \(reason)); dropping it") }
                 do { try queue.ack(seq: seq) } catch { log.error("queue ack failed: \(error)") }
             }
         case let .message(msg):
             handleCommand(msg, nowWall: nowWall)
+        case let .connectFailed(text):
+            if text != lastMQTTError { log.error("MQTT: \(text)") }
+            lastMQTTError = text
+        case .protocolDowngraded:
+            log.notice("broker does not support MQTT 5; using MQTT 3.1.1 (no response topics, no message expiry)")
         }
     }
 
@@ -500,38 +522,57 @@ public final class Agent {
     func enqueue(_ kind: RecordKind, _ body: [UInt8], wallMs: Int64) {
         do {
             let seq = try queue.append(kind: kind, payload: body, timestampMs: wallMs)
-            if connected { liveSeqs.insert(seq) }
+            if connected { liveSeqs.insert(seq); pendingLive.append(seq) }
         } catch {
             log.error("queue append failed, record lost: \(error)")
         }
     }
 
-    /// Feeds the queue to libmosquitto, oldest first, at most 16 in flight; records that were
-    /// not produced while connected (backlog, or from before a restart) go out flagged
-    /// historical and paced at replay_rate.
+    /// Feeds the queue to libmosquitto, at most 16 in flight. Records produced while connected
+    /// go out at once (live); the backlog (produced while disconnected, or recovered after a
+    /// restart) drains oldest first, flagged historical and paced at replay_rate, alongside.
+    /// A slow broker slows the drain: nothing new is handed over until PUBACKs free a slot.
     func pump(nowMono: Int64) {
         guard connected, let m = mqtt else { return }
-        let room = 16 - inflight.count
-        guard room > 0 else { return }
-        let batch = queue.records(after: lastSentSeq, limit: room)
-        let spacing = max(1, 1000 / Int64(config.queue.replayRate))
-        for r in batch {
-            let historical = !liveSeqs.contains(r.seq)
-            if historical {
-                if nowMono < nextReplayMonoMs { break }
-                nextReplayMonoMs = max(nextReplayMonoMs, nowMono - spacing) + spacing
-            }
+        var room = 16 - inflight.count
+        func send(_ r: QueuedRecord, historical: Bool) -> Bool {
             let payload = Outbound.frame(kind: r.kind, seq: r.seq, historical: historical, body: r.payload)
             do throws(MQTTError) {
-                let mid = try m.publish(topic: Outbound.topic(r.kind, root: root), payload: payload, qos: 1)
+                let mid = try m.publish(topic: Outbound.topic(r.kind, root: root), payload: payload, qos: 1,
+                                        messageExpiryS: r.kind == .telemetry ? telemetryExpiryS : nil)
                 inflight[mid] = r.seq
-                lastSentSeq = r.seq
-                liveSeqs.remove(r.seq)
+                sent.insert(r.seq)
                 published += 1
+                room -= 1
+                return true
             } catch {
                 log.warning("publish seq \(r.seq): \(error)")
-                break
+                return false
             }
+        }
+        // Live records first.
+        while room > 0, let seq = pendingLive.first {
+            pendingLive.removeFirst()
+            liveSeqs.remove(seq)
+            guard let r = queue.records(after: seq - 1, limit: 1).first, r.seq == seq else { continue }  // dropped meanwhile
+            if !send(r, historical: false) { return }
+        }
+        // Then the backlog, paced.
+        let spacing = max(1, 1000 / Int64(config.queue.replayRate))
+        while room > 0, nowMono >= nextReplayMonoMs {
+            let batch = queue.records(after: historyCursor, limit: max(room, 16))
+            guard !batch.isEmpty else { break }
+            var progressed = false
+            for r in batch {
+                if liveSeqs.contains(r.seq) { return }          // the live path owns it and everything after
+                historyCursor = r.seq
+                if sent.contains(r.seq) { continue }            // handed to libmosquitto already
+                guard room > 0, nowMono >= nextReplayMonoMs else { historyCursor = r.seq - 1; return }
+                nextReplayMonoMs = max(nextReplayMonoMs, nowMono - spacing) + spacing
+                if !send(r, historical: true) { historyCursor = r.seq - 1; return }
+                progressed = true
+            }
+            if !progressed && batch.count < max(room, 16) { break }
         }
     }
 
@@ -587,7 +628,9 @@ public final class Agent {
             ("queue", .object([("records", .number(Double(st.records))), ("bytes", .number(Double(st.bytes))),
                                ("oldest_age_s", oldest), ("dropped", .number(Double(st.droppedRecords))),
                                ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery)))])),
-            ("mqtt", .object([("connected", .bool(connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)"))])),
+            ("mqtt", .object([("connected", .bool(connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
+                              ("in_flight", .number(Double(inflight.count))), ("published", .number(Double(published))),
+                              ("acked", .number(Double(acked))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),
             ("stored_events", .array(engine.events.map { .string($0.id) })),
         ]).serialized
     }

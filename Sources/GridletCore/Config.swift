@@ -95,6 +95,9 @@ public struct MQTTConfig: Sendable, Equatable {
     public var tls: TLSConfig?
     public var topicPrefix: String // default "gridlet"; no wildcards (+ #), no leading/trailing '/'
     public var keepaliveMs: Int64  // default 30s, min 5s
+    /// MQTT 5 message expiry on telemetry (0 = none), default 24h: a consumer that is away
+    /// longer does not get a flood of stale readings from the broker.
+    public var messageExpiryMs: Int64 = 86_400_000
     public init(host: String, port: Int = 1883, clientID: String, username: String? = nil, passwordFile: String? = nil,
                 tls: TLSConfig? = nil, topicPrefix: String = "gridlet", keepaliveMs: Int64 = 30_000) {
         self.host = host; self.port = port; self.clientID = clientID; self.username = username

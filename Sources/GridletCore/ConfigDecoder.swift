@@ -29,7 +29,8 @@ private struct ConfigDecoder {
     static let tcpOnlyKeys = ["host", "port"]
     static let busKeys = ["name", "kind", "timeout", "retries", "gap"] + rtuOnlyKeys + tcpOnlyKeys
     static let deviceKeys = ["name", "bus", "unit", "profile", "role", "poll", "phases", "max_current", "min_current"]
-    static let mqttKeys = ["host", "port", "client_id", "username", "password_file", "tls", "topic_prefix", "keepalive"]
+    static let mqttKeys = ["host", "port", "client_id", "username", "password_file", "tls", "topic_prefix", "keepalive",
+                           "message_expiry"]
     static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure"]
     static let telemetryKeys = ["interval", "ledger_interval"]
     static let queueKeys = ["max_bytes", "sync", "sync_interval", "replay_rate"]
@@ -291,6 +292,10 @@ private struct ConfigDecoder {
         if let k = try m.durationMs("keepalive", min: 5000, max: 65_535_000) {
             if k % 1000 != 0 { throw m.error("keepalive", "must be whole seconds, got \(YAMLScalar.formatDuration(k))") }
             c.keepaliveMs = k
+        }
+        if let e = try m.durationMs("message_expiry", min: 0, max: 4_294_967_000) {
+            if e % 1000 != 0 { throw m.error("message_expiry", "must be whole seconds, got \(YAMLScalar.formatDuration(e))") }
+            c.messageExpiryMs = e
         }
         try m.finish()
         return c

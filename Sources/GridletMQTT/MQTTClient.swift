@@ -10,6 +10,11 @@ public enum MQTTEvent: Sendable, Equatable {
     /// The broker acknowledged the QoS 1 message with this mid (PUBACK), with the v5 reason code.
     case published(mid: Int32, reasonCode: Int32)
     case message(MQTTMessage)
+    /// A connection attempt or an established connection failed; the text says why (including
+    /// libmosquitto's and OpenSSL's own error lines, e.g. "certificate verify failed").
+    case connectFailed(String)
+    /// The broker refused MQTT 5; the client switched to 3.1.1 and reconnects.
+    case protocolDowngraded
 }
 
 public struct MQTTMessage: Sendable, Equatable {
@@ -61,7 +66,15 @@ public struct MQTTClientOptions: Sendable {
 final class EventSink: Sendable {
     let handler: @Sendable (MQTTEvent) -> Void
     let connected = Atomic<Bool>(false)
-    init(handler: @escaping @Sendable (MQTTEvent) -> Void) { self.handler = handler }
+    /// Set by the CONNACK callback when the broker refuses MQTT 5.
+    let downgradeRequested = Atomic<Bool>(false)
+    let usingV5: Atomic<Bool>
+    /// The most recent error or warning libmosquitto logged (OpenSSL reasons arrive this way).
+    let lastLibraryError = Mutex<String?>(nil)
+    init(handler: @escaping @Sendable (MQTTEvent) -> Void, v5: Bool) {
+        self.handler = handler
+        self.usingV5 = Atomic(v5)
+    }
 }
 
 private final class NetworkThreadContext {
@@ -88,7 +101,7 @@ public final class MQTTClient: @unchecked Sendable {
     public init(options: MQTTClientOptions, handler: @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) {
         _ = libraryInit
         self.options = options
-        self.sink = EventSink(handler: handler)
+        self.sink = EventSink(handler: handler, v5: options.protocolVersion == .v5)
         guard let m = mosquitto_new(options.clientID, options.cleanSession, Unmanaged.passUnretained(sink).toOpaque()) else {
             throw MQTTError(code: Int32(MOSQ_ERR_NOMEM.rawValue), operation: "create MQTT client", errno: Glibc.errno)
         }
@@ -125,6 +138,7 @@ public final class MQTTClient: @unchecked Sendable {
         mosquitto_disconnect_v5_callback_set(mosq, onDisconnect)
         mosquitto_publish_v5_callback_set(mosq, onPublish)
         mosquitto_message_v5_callback_set(mosq, onMessage)
+        mosquitto_log_callback_set(mosq, onLog)
     }
 
     /// Starts the network thread. It connects in the background and reconnects after any
@@ -161,6 +175,14 @@ public final class MQTTClient: @unchecked Sendable {
         return max(100, base + jitter)
     }
 
+    private func reportFailure(_ rc: Int32, _ what: String) {
+        var text = MQTTError(code: rc, operation: what, errno: Glibc.errno).description
+        if let detail = sink.lastLibraryError.withLock({ v -> String? in defer { v = nil }; return v }) {
+            text += ": " + detail
+        }
+        sink.handler(.connectFailed(text))
+    }
+
     fileprivate func runNetworkLoop(needConnect initial: Bool) {
         var needConnect = initial
         var attempt = 0
@@ -170,9 +192,16 @@ public final class MQTTClient: @unchecked Sendable {
         }
         if needConnect { pause(nextDelayMs(attempt)); attempt += 1 }
         while !stopped.withLock({ $0 }) {
+            if sink.downgradeRequested.exchange(false, ordering: .relaxed) {
+                _ = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(MQTT_PROTOCOL_V311))
+                sink.usingV5.store(false, ordering: .relaxed)
+                sink.handler(.protocolDowngraded)
+                attempt = 0
+            }
             if needConnect {
                 let rc = mosquitto_reconnect_async(mosq)
                 if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                    reportFailure(rc, "connect to \(options.host):\(options.port)")
                     pause(nextDelayMs(attempt)); attempt += 1
                     continue
                 }
@@ -182,9 +211,12 @@ public final class MQTTClient: @unchecked Sendable {
             if sink.connected.load(ordering: .relaxed) { attempt = 0 }
             if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
                 if stopped.withLock({ $0 }) { break }
+                if !sink.connected.load(ordering: .relaxed) || rc != Int32(MOSQ_ERR_CONN_LOST.rawValue) {
+                    reportFailure(rc, "connection to \(options.host):\(options.port)")
+                }
                 sink.connected.store(false, ordering: .relaxed)
                 needConnect = true
-                pause(nextDelayMs(attempt)); attempt += 1
+                pause(sink.downgradeRequested.load(ordering: .relaxed) ? 100 : nextDelayMs(attempt)); attempt += 1
             }
         }
     }
@@ -196,7 +228,7 @@ public final class MQTTClient: @unchecked Sendable {
         var mid: Int32 = 0
         var props: OpaquePointer? = nil
         defer { if props != nil { mosquitto_property_free_all(&props) } }
-        if options.protocolVersion == .v5 {
+        if sink.usingV5.load(ordering: .relaxed) {
             if let c = responseCorrelation {
                 _ = c.withUnsafeBytes { p in
                     mosquitto_property_add_binary(&props, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), p.baseAddress, UInt16(p.count))
@@ -245,6 +277,10 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
     _, obj, rc, flags, _ in
     guard let s = sink(obj) else { return }
     s.connected.store(rc == 0, ordering: .relaxed)
+    if s.usingV5.load(ordering: .relaxed),
+       rc == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) || rc == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue) {
+        s.downgradeRequested.store(true, ordering: .relaxed)
+    }
     s.handler(.connected(returnCode: rc, sessionPresent: flags & 1 == 1))
 }
 
@@ -283,4 +319,14 @@ private let onMessage: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
     }
     s.handler(.message(MQTTMessage(topic: topic, payload: payload, retained: m.retain, responseTopic: responseTopic,
                                    correlationData: correlation)))
+}
+
+private let onLog: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?) -> Void = {
+    _, obj, level, text in
+    guard let s = sink(obj), let text, level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING) != 0 else { return }
+    let line = String(cString: text)
+    s.lastLibraryError.withLock { current in
+        // Keep the first line of a burst (OpenSSL's reason comes first).
+        if current == nil { current = line }
+    }
 }
