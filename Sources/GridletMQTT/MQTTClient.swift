@@ -47,6 +47,9 @@ public struct MQTTClientOptions: Sendable {
     public var reconnectDelayMinS: Int
     public var reconnectDelayMaxS: Int
     public var maxInflight: Int
+    /// MQTT 5 Session Expiry Interval: how long the broker keeps our session (subscriptions and
+    /// queued commands) while we are away.
+    public var sessionExpiryS: UInt32 = 7 * 86_400
 
     public init(clientID: String, host: String, port: Int, keepaliveS: Int = 30, username: String? = nil, password: String? = nil,
                 caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
@@ -148,16 +151,11 @@ public final class MQTTClient: @unchecked Sendable {
     /// `mosquitto_loop` itself.
     public func start() throws(MQTTError) {
         try check(mosquitto_threaded_set(mosq, true), "enable threaded mode")
-        let rc = mosquitto_connect_async(mosq, options.host, Int32(options.port), Int32(options.keepaliveS))
-        if rc == Int32(MOSQ_ERR_INVAL.rawValue) {
-            throw MQTTError(code: rc, operation: "connect to \(options.host):\(options.port)", errno: Glibc.errno)
-        }
-        let firstFailed = rc != Int32(MOSQ_ERR_SUCCESS.rawValue)
-        let box = Unmanaged.passRetained(NetworkThreadContext(client: self, firstConnectFailed: firstFailed))
+        let box = Unmanaged.passRetained(NetworkThreadContext(client: self, firstConnectFailed: false))
         var t = pthread_t()
         let created = pthread_create(&t, nil, { arg in
             let ctx = Unmanaged<NetworkThreadContext>.fromOpaque(arg!).takeRetainedValue()
-            ctx.client.runNetworkLoop(needConnect: ctx.firstConnectFailed)
+            ctx.client.runNetworkLoop()
             return nil
         }, box.toOpaque())
         guard created == 0 else {
@@ -165,6 +163,20 @@ public final class MQTTClient: @unchecked Sendable {
             throw MQTTError(code: Int32(MOSQ_ERR_ERRNO.rawValue), operation: "start the MQTT network thread", errno: created)
         }
         thread.withLock { $0 = t }
+    }
+
+    /// The first connect, on the network thread (it may block for the TCP and TLS handshakes).
+    /// With MQTT 5 it carries a Session Expiry Interval: without one a v5 broker ends the session
+    /// at disconnect, and commands sent while the agent is away would be lost. libmosquitto keeps
+    /// these CONNECT properties for every reconnect.
+    private func firstConnect() -> Int32 {
+        if sink.usingV5.load(ordering: .relaxed) {
+            var props: OpaquePointer? = nil
+            defer { mosquitto_property_free_all(&props) }
+            _ = mosquitto_property_add_int32(&props, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpiryS)
+            return mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepaliveS), nil, props)
+        }
+        return mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveS))
     }
 
     /// Delay before the next reconnect attempt, in ms; doubles up to the maximum, with
@@ -183,15 +195,29 @@ public final class MQTTClient: @unchecked Sendable {
         sink.handler(.connectFailed(text))
     }
 
-    fileprivate func runNetworkLoop(needConnect initial: Bool) {
-        var needConnect = initial
+    fileprivate func runNetworkLoop() {
+        var needConnect = false
         var attempt = 0
         func pause(_ ms: Int) {
             var left = ms
             while left > 0, !stopped.withLock({ $0 }) { usleep(UInt32(min(left, 100)) * 1000); left -= 100 }
         }
-        if needConnect { pause(nextDelayMs(attempt)); attempt += 1 }
+        var firstDone = false
         while !stopped.withLock({ $0 }) {
+            if !firstDone {
+                let rc = firstConnect()
+                if rc == Int32(MOSQ_ERR_INVAL.rawValue) || rc == Int32(MOSQ_ERR_NOMEM.rawValue) {
+                    reportFailure(rc, "connect to \(options.host):\(options.port)")
+                    return
+                }
+                firstDone = true
+                if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+                    reportFailure(rc, "connect to \(options.host):\(options.port)")
+                    needConnect = true
+                    pause(nextDelayMs(attempt)); attempt += 1
+                    continue
+                }
+            }
             if sink.downgradeRequested.exchange(false, ordering: .relaxed) {
                 _ = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(MQTT_PROTOCOL_V311))
                 sink.usingV5.store(false, ordering: .relaxed)

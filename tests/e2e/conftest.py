@@ -267,7 +267,13 @@ class Agent:
         self.proc = subprocess.Popen([GRIDLET, "run", "--config", self.config], stdout=self.log, stderr=self.log)
 
     def status(self):
-        r = subprocess.run([GRIDLET, "status", "--json", "--config", self.config], capture_output=True, text=True, timeout=10)
+        # Right after start the socket may not exist yet: retry briefly (bounded).
+        deadline = time.monotonic() + 5
+        while True:
+            r = subprocess.run([GRIDLET, "status", "--json", "--config", self.config], capture_output=True, text=True, timeout=10)
+            if r.returncode == 0 or time.monotonic() > deadline or self.proc is None or self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
