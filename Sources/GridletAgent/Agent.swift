@@ -568,7 +568,7 @@ public final class Agent {
                 historyCursor = r.seq
                 if sent.contains(r.seq) { continue }            // handed to libmosquitto already
                 guard room > 0, nowMono >= nextReplayMonoMs else { historyCursor = r.seq - 1; return }
-                nextReplayMonoMs = max(nextReplayMonoMs, nowMono - spacing) + spacing
+                nextReplayMonoMs = nowMono + spacing   // strict: never above replay_rate
                 if !send(r, historical: true) { historyCursor = r.seq - 1; return }
                 progressed = true
             }

@@ -219,13 +219,16 @@ def test_backlog_drains_and_nothing_is_delivered_twice_after_a_clean_stop(site):
         return len([p for p in util.of("telemetry") if p["historical"]]) >= backlog - 2
     wait_until(drained, 30, what="the backlog to drain")
     assert agent.stop() == 0
-    seqs = [p["seq"] for _, p in util.seq_records()]
-    # Clean stop: everything in flight was acknowledged, so a restart delivers nothing twice.
+    before = [p["seq"] for _, p in util.seq_records()]
+    # Clean stop: everything in flight was acknowledged, so a restart delivers nothing again.
+    # (Records in flight when the broker itself went down may legitimately arrive twice:
+    # delivery is at least once; that is not what this checks.)
     agent.start()
-    util.wait_for("telemetry", lambda p: p["seq"] > max(seqs), timeout=20)
+    util.wait_for("telemetry", lambda p: p["seq"] > max(before), timeout=20)
     time.sleep(1)
-    seqs_after = [p["seq"] for _, p in util.seq_records()]
-    assert len(seqs_after) == len(set(seqs_after)), "a record arrived twice after a clean stop"
+    after = [p["seq"] for _, p in util.seq_records()][len(before):]
+    assert not set(after) & set(before), "a record delivered before the clean stop was delivered again"
+    assert len(after) == len(set(after))
     assert agent.stop() == 0
 
 
@@ -235,7 +238,9 @@ def test_replay_rate_is_never_exceeded(site):
     text = text.replace("replay_rate: 200", "replay_rate: 10")
     agent = Agent(site.workdir, text)
     stamps = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="stamper", clean_session=False)
+    # A clean session: the broker must not queue messages for this client while it reconnects,
+    # or their release in one burst would be measured instead of the agent's pacing.
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="stamper", clean_session=True)
     c.on_message = lambda cl, ud, msg: stamps.append((time.monotonic(), json.loads(msg.payload)))
     c.on_connect = lambda cl, ud, fl, rc, pr: cl.subscribe(f"{site.root}/telemetry", qos=1)
     c.reconnect_delay_set(1, 1)
@@ -247,7 +252,8 @@ def test_replay_rate_is_never_exceeded(site):
         site.broker.stop()
         time.sleep(3)   # ~30 records of backlog
         site.broker.start()
-        wait_until(lambda: len([s for s in stamps if s[1]["historical"]]) >= 25, 30, what="the backlog")
+        wait_until(lambda: len([s for s in stamps if s[1]["historical"]]) >= 15, 30, what="the backlog")
+        time.sleep(1)
         hist = [t for t, p in stamps if p["historical"]]
         # 10 messages per second: any 10 consecutive historical records span at least ~0.9 s.
         spans = [hist[i + 9] - hist[i] for i in range(len(hist) - 9)]
