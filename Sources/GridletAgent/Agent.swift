@@ -52,11 +52,12 @@ public final class Agent {
     var acked = 0
     var lastMQTTError: String?
     var telemetryExpiryS: UInt32? { config.mqtt.messageExpiryMs > 0 ? UInt32(config.mqtt.messageExpiryMs / 1000) : nil }
-    var nextReplayMonoMs: Int64 = 0
+    var nextReplayUs: Int64 = 0
     var nextTelemetryMonoMs: Int64 = 0
     var lastStateJSON = ""
     var lastStatePublishMonoMs: Int64 = 0
     var lastWatchdogMonoMs: Int64 = 0
+    var lastSnapshotMonoMs: Int64 = Int64.min / 2
     var decision: ControlDecision?
     var requestedW: Double = 0
     let bootID: String
@@ -213,7 +214,7 @@ public final class Agent {
         for h in health where !h.pollInFlight { wait = min(wait, h.nextPollMonoMs - now) }
         wait = min(wait, nextTelemetryMonoMs - now)
         if connected, !pendingLive.isEmpty { wait = 1 }
-        if connected, inflight.count < 16, queue.stats.records > inflight.count { wait = min(wait, max(1, nextReplayMonoMs - now)) }
+        if connected, inflight.count < 16, queue.stats.records > inflight.count { wait = min(wait, max(1, nextReplayUs / 1000 - now)) }
         return max(1, wait)
     }
 
@@ -381,7 +382,10 @@ public final class Agent {
             if nextTelemetryMonoMs <= nowMono { nextTelemetryMonoMs = nowMono + config.telemetry.intervalMs }
         }
         pump(nowMono: nowMono)
-        publishState(nowWall: nowWall, nowMono: nowMono)
+        // State and the status snapshot are rebuilt at most every 100 ms: a turn happens for
+        // every PUBACK while a backlog drains, and they need not.
+        let refresh = nowMono - lastSnapshotMonoMs >= 100
+        if refresh { publishState(nowWall: nowWall, nowMono: nowMono) }
         do { try queue.flushIfDue(nowMs: nowMono) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }
         }
@@ -389,7 +393,10 @@ public final class Agent {
             notify.send("WATCHDOG=1")
             lastWatchdogMonoMs = nowMono
         }
-        status?.update(snapshot: statusJSON(nowWall: nowWall))
+        if refresh {
+            status?.update(snapshot: statusJSON(nowWall: nowWall))
+            lastSnapshotMonoMs = nowMono
+        }
     }
 
     func schedulePolls(_ nowMono: Int64) {
@@ -557,9 +564,12 @@ public final class Agent {
             guard let r = queue.records(after: seq - 1, limit: 1).first, r.seq == seq else { continue }  // dropped meanwhile
             if !send(r, historical: false) { return }
         }
-        // Then the backlog, paced.
-        let spacing = max(1, 1000 / Int64(config.queue.replayRate))
-        while room > 0, nowMono >= nextReplayMonoMs {
+        // Then the backlog, paced in microseconds (replay_rate may exceed 1000/s). Above 100/s a
+        // late loop may catch up by at most 10 ms worth of records; at or below 100/s it never
+        // sends two records closer than 1/replay_rate.
+        let spacingUs = max(1, 1_000_000 / Int64(config.queue.replayRate))
+        let nowUs = Clock.monoUs()
+        while room > 0, nowUs >= nextReplayUs {
             let batch = queue.records(after: historyCursor, limit: max(room, 16))
             guard !batch.isEmpty else { break }
             var progressed = false
@@ -567,8 +577,9 @@ public final class Agent {
                 if liveSeqs.contains(r.seq) { return }          // the live path owns it and everything after
                 historyCursor = r.seq
                 if sent.contains(r.seq) { continue }            // handed to libmosquitto already
-                guard room > 0, nowMono >= nextReplayMonoMs else { historyCursor = r.seq - 1; return }
-                nextReplayMonoMs = nowMono + spacing   // strict: never above replay_rate
+                guard room > 0, nowUs >= nextReplayUs else { historyCursor = r.seq - 1; return }
+                let catchUp: Int64 = spacingUs < 10_000 ? 10_000 : 0
+                nextReplayUs = max(nextReplayUs + spacingUs, nowUs - catchUp + spacingUs)
                 if !send(r, historical: true) { historyCursor = r.seq - 1; return }
                 progressed = true
             }

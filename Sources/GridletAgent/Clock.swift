@@ -18,6 +18,13 @@ public enum Clock {
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
+    /// Monotonic microseconds, for pacing.
+    public static func monoUs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
     public static func rfc3339Now() -> String { Timestamp.format(ms: wallMs()) }
 
     /// True when the kernel says the clock is synchronised (NTP/PTP via adjtimex).
