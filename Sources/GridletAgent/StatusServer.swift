@@ -106,27 +106,30 @@ final class StatusServer: Sendable {
             guard words.count >= 2, let link = links.first(where: { $0.config.name == words[1] }) else {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown device; configured: \(links.map(\.config.name).joined(separator: ", "))"))]).serialized
             }
-            return DeviceRead.json(link: link, result: link.reader.read(on: link.bus), only: Array(words.dropFirst(2)))
+            return DeviceRead.json(profile: link.profile, device: link.config.name, result: link.reader.read(on: link.bus),
+                                   only: Array(words.dropFirst(2)))
         default:
             return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status or read DEVICE"))]).serialized
         }
     }
 }
 
-/// The JSON answer to `gridlet read DEVICE`: every point with its unit.
-enum DeviceRead {
-    static func json(link: DeviceLink, result: Result<[String: Double?], ModbusError>, only: [String]) -> String {
+/// The JSON answer to `gridlet read DEVICE`: every point with its unit. Used by the daemon's
+/// socket and by the CLI when it reads a device directly.
+public enum DeviceRead {
+    public static func json(profile: DeviceProfile, device: String, result: Result<[String: Double?], ModbusError>,
+                            only: [String]) -> String {
         switch result {
         case let .failure(e):
-            return JSONValue.object([("ok", .bool(false)), ("device", .string(link.config.name)), ("error", .string(e.description))]).serialized
+            return JSONValue.object([("ok", .bool(false)), ("device", .string(device)), ("error", .string(e.description))]).serialized
         case let .success(values):
             var points: [(String, JSONValue)] = []
-            for p in link.profile.points where only.isEmpty || only.contains(p.name) {
+            for p in profile.points where only.isEmpty || only.contains(p.name) {
                 let v: JSONValue = (values[p.name] ?? nil).map { .number($0) } ?? .null
                 points.append((p.name, .object([("value", v), ("unit", .string(p.unit))])))
             }
-            return JSONValue.object([("ok", .bool(true)), ("device", .string(link.config.name)),
-                                     ("profile", .string(link.profile.name)), ("points", .object(points))]).serialized
+            return JSONValue.object([("ok", .bool(true)), ("device", .string(device)),
+                                     ("profile", .string(profile.name)), ("points", .object(points))]).serialized
         }
     }
 }

@@ -172,7 +172,7 @@ struct Read: ParsableCommand {
             let bus = ModbusBus(busConfig)
             defer { bus.stop() }
             let reader = DeviceReader(profile: profile, unit: d.unit, deviceName: d.name)
-            answer = DirectRead.json(profile: profile, device: d.name, result: reader.read(on: bus), only: points)
+            answer = DeviceRead.json(profile: profile, device: d.name, result: reader.read(on: bus), only: points)
         }
         guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer") }
         if json { print(answer) } else {
@@ -183,22 +183,6 @@ struct Read: ParsableCommand {
             }
         }
         if v["ok"]?.boolValue != true { throw ExitCode(1) }
-    }
-}
-
-enum DirectRead {
-    static func json(profile: DeviceProfile, device: String, result: Result<[String: Double?], ModbusError>, only: [String]) -> String {
-        switch result {
-        case let .failure(e):
-            return JSONValue.object([("ok", .bool(false)), ("device", .string(device)), ("error", .string(e.description))]).serialized
-        case let .success(values):
-            var points: [(String, JSONValue)] = []
-            for p in profile.points where only.isEmpty || only.contains(p.name) {
-                points.append((p.name, .object([("value", (values[p.name] ?? nil).map { .number($0) } ?? .null), ("unit", .string(p.unit))])))
-            }
-            return JSONValue.object([("ok", .bool(true)), ("device", .string(device)), ("profile", .string(profile.name)),
-                                     ("points", .object(points))]).serialized
-        }
     }
 }
 
