@@ -27,6 +27,7 @@ let package = Package(
             "GridletAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "gridlet-bench-decision", dependencies: ["GridletCore"]),
         .testTarget(name: "GridletCoreTests", dependencies: ["GridletCore"]),
         .testTarget(name: "GridletYAMLTests", dependencies: ["GridletYAML", "GridletCore"]),
         .testTarget(name: "GridletModbusTests", dependencies: ["GridletModbus", "GridletYAML", "GridletCore"]),

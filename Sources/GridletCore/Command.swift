@@ -4,6 +4,8 @@ public enum Command: Sendable, Equatable {
     case events(version: Int, events: [DispatchEvent])
     case cancel(id: String, randomizeS: Int)
     case optOut(id: String)
+    /// `cmd/schedules`: the remote schedule set and the holiday lists it defines (SPEC §3).
+    case schedules(version: Int, schedules: [ScheduleConfig], holidays: [String: [String]])
     case ping
 
     public var name: String {
@@ -12,6 +14,7 @@ public enum Command: Sendable, Equatable {
         case .events: return "events"
         case .cancel: return "cancel"
         case .optOut: return "optout"
+        case .schedules: return "schedules"
         case .ping: return "ping"
         }
     }
@@ -92,6 +95,8 @@ public enum CommandParser {
                 let id = try f.requiredID("id")
                 try f.finish()
                 parsed.result = .success(.optOut(id: id))
+            case "schedules":
+                parsed.result = .success(try schedulesCommand(object))
             case "ping":
                 var f = Fields(object, path: "")
                 _ = f.take("id")

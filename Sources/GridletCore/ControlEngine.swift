@@ -8,19 +8,22 @@ public struct ControlSettings: Sendable, Equatable {
     public var restoreRandomMs: Int64
     public var rampWPerS: Double
     public var maxImportW: Double?
+    /// The build date (Unix ms): with an unsynchronised clock reading earlier than this, the clock is not
+    /// trusted and restricting schedules are treated as active (SPEC §2).
+    public var buildDateMs: Int64
 
     public init(defaultLimitW: Double? = nil, fallbackLimitW: Double = 1400, commLossTimeoutMs: Int64 = 120_000,
                 heartbeatRequired: Bool = false, restoreDelayMs: Int64 = 30_000, restoreRandomMs: Int64 = 120_000,
-                rampWPerS: Double = 500, maxImportW: Double? = nil) {
+                rampWPerS: Double = 500, maxImportW: Double? = nil, buildDateMs: Int64 = 0) {
         self.defaultLimitW = defaultLimitW; self.fallbackLimitW = fallbackLimitW; self.commLossTimeoutMs = commLossTimeoutMs
         self.heartbeatRequired = heartbeatRequired; self.restoreDelayMs = restoreDelayMs; self.restoreRandomMs = restoreRandomMs
-        self.rampWPerS = rampWPerS; self.maxImportW = maxImportW
+        self.rampWPerS = rampWPerS; self.maxImportW = maxImportW; self.buildDateMs = buildDateMs
     }
 
-    public init(_ c: ControlConfig, site: SiteConfig) {
+    public init(_ c: ControlConfig, site: SiteConfig, buildDateMs: Int64 = 0) {
         self.init(defaultLimitW: c.defaultLimitW, fallbackLimitW: c.fallbackLimitW, commLossTimeoutMs: c.commLossTimeoutMs,
                   heartbeatRequired: c.heartbeatRequired, restoreDelayMs: c.restoreDelayMs, restoreRandomMs: c.restoreRandomMs,
-                  rampWPerS: c.rampWPerS, maxImportW: site.maxImportW)
+                  rampWPerS: c.rampWPerS, maxImportW: site.maxImportW, buildDateMs: buildDateMs)
     }
 }
 
@@ -36,11 +39,13 @@ public struct ControlInputs: Sendable, Equatable {
     public var chargerPowerW: Double
     /// Name of a device that reports a fault or does not answer, if any (charger side).
     public var faultyDevice: String?
+    /// Whether the system clock is synchronised (e.g. `adjtimex` not reporting TIME_ERROR).
+    public var clockSynced: Bool
 
     public init(hardwareMaxW: Double, hasSiteMeter: Bool = false, siteMeterPowerW: Double? = nil, chargerPowerW: Double = 0,
-                faultyDevice: String? = nil) {
+                faultyDevice: String? = nil, clockSynced: Bool = true) {
         self.hardwareMaxW = hardwareMaxW; self.hasSiteMeter = hasSiteMeter; self.siteMeterPowerW = siteMeterPowerW
-        self.chargerPowerW = chargerPowerW; self.faultyDevice = faultyDevice
+        self.chargerPowerW = chargerPowerW; self.faultyDevice = faultyDevice; self.clockSynced = clockSynced
     }
 }
 
@@ -56,6 +61,16 @@ public struct ControlDecision: Sendable, Equatable {
     public var nextTransitionMs: Int64?
     /// True while a restore delay or ramp holds the limit below the source's target.
     public var restoring: Bool
+    /// The Target's source by precedence (`dispatch:<id>`, `schedule:<id>`, `fallback`, `default`), before
+    /// SiteLimit and SafetyDerate. The energy ledger attributes energy to this source.
+    public var targetSource: String
+    /// The Target in W (before restore, hardware, site limit and derate).
+    public var targetW: Double
+    /// Schedule windows active now (the winner first), as `schedule:<id>`; an opted-out occurrence is not listed.
+    public var activeSchedules: [String]
+    public var clockSynced: Bool
+    /// False when the clock is unsynchronised and reads before the build date: restricting schedules are then all active.
+    public var clockTrusted: Bool
 }
 
 /// The control arbiter and event lifecycle (SPEC §2 and §3), as a value driven by the caller's
@@ -68,6 +83,18 @@ public struct ControlEngine: Sendable {
     public var settings: ControlSettings
     public private(set) var events: [DispatchEvent] = []
     public private(set) var eventsVersion: Int = -1
+
+    // Schedules: the config set plus the remote set (`cmd/schedules`); a remote schedule replaces a config
+    // schedule of the same id.
+    public private(set) var configSchedules: [ScheduleConfig] = []
+    public private(set) var configHolidays: [String: [String]] = [:]
+    public private(set) var remoteSchedules: [ScheduleConfig] = []
+    public private(set) var remoteHolidays: [String: [String]] = [:]
+    public private(set) var schedulesVersion: Int = -1
+    public private(set) var calendar = ScheduleCalendar(schedules: [], holidays: [:], zone: .utc)
+    /// Opted-out schedule occurrences, kept until their end.
+    public private(set) var scheduleOptOuts: [ScheduleWindow] = []
+    private var nextScheduleTransition: (validFrom: Int64, validUntil: Int64, at: Int64?)?
 
     // Comm tracking.
     public private(set) var sessionUp = false
@@ -87,6 +114,24 @@ public struct ControlEngine: Sendable {
         self.lastContactMs = nowMs
         self.commChangedMs = nowMs
         self.rng = SplitMix64(seed: seed)
+    }
+
+    /// Sets the site's time zone and the config file's schedules and holiday lists (call once at start,
+    /// before `restorePersistentState`, and again on a config reload).
+    public mutating func configureSchedules(_ schedules: [ScheduleConfig], holidays: [String: [String]], zone: TimeZoneRules) {
+        configSchedules = schedules
+        configHolidays = holidays
+        calendar.zone = zone
+        rebuildCalendar()
+    }
+
+    private mutating func rebuildCalendar() {
+        let remoteIDs = Set(remoteSchedules.map(\.id))
+        var holidays = configHolidays
+        for (k, v) in remoteHolidays { holidays[k] = v }
+        calendar = ScheduleCalendar(schedules: configSchedules.filter { !remoteIDs.contains($0.id) } + remoteSchedules,
+                                    holidays: holidays, zone: calendar.zone)
+        nextScheduleTransition = nil
     }
 
     // MARK: comm
@@ -123,6 +168,12 @@ public struct ControlEngine: Sendable {
 
     public mutating func handle(_ command: Command, nowMs: Int64) -> Outcome {
         if settings.heartbeatRequired { commandContact(nowMs: nowMs) }
+        var outcome = handleCommand(command, nowMs: nowMs)
+        if outcome.changed { outcome.responses += supersede(nowMs: nowMs) }
+        return outcome
+    }
+
+    private mutating func handleCommand(_ command: Command, nowMs: Int64) -> Outcome {
         switch command {
         case .ping:
             return Outcome(error: nil, responses: [], changed: false)
@@ -134,7 +185,7 @@ public struct ControlEngine: Sendable {
             }
             var responses: [EventResponse] = []
             let keep = Set(set.map(\.id))
-            for old in events where !keep.contains(old.id) {
+            for old in events where !keep.contains(old.id) && old.isLive {
                 responses.append(EventResponse(event: old.id, status: .cancelled, atMs: nowMs))
             }
             events.removeAll { !keep.contains($0.id) }
@@ -148,6 +199,11 @@ public struct ControlEngine: Sendable {
                 return Outcome(error: CommandError(code: "not_found", message: "no stored event with id '\(id)'", path: "id"),
                                responses: [], changed: false)
             }
+            if !events[i].isLive {
+                // Already final (opted out or superseded): forget it without another response.
+                events.remove(at: i)
+                return Outcome(error: nil, responses: [], changed: true)
+            }
             let delay = randomizeS > 0 ? Int64(rng.next() % UInt64(randomizeS * 1000 + 1)) : 0
             if delay == 0 {
                 events.remove(at: i)
@@ -156,17 +212,59 @@ public struct ControlEngine: Sendable {
             events[i].cancelAtMs = nowMs + delay
             return Outcome(error: nil, responses: [], changed: true)
         case let .optOut(id):
-            guard let i = events.firstIndex(where: { $0.id == id }) else {
-                return Outcome(error: CommandError(code: "not_found", message: "no stored event with id '\(id)'", path: "id"),
-                               responses: [], changed: false)
+            return optOut(id, nowMs: nowMs)
+        case let .schedules(version, set, holidays):
+            guard version > schedulesVersion else { return Outcome(error: nil, responses: [], changed: false) }
+            for (i, s) in set.enumerated() {
+                if let e = s.except, holidays[e] == nil, configHolidays[e] == nil {
+                    let known = Set(holidays.keys).union(configHolidays.keys).sorted()
+                    return Outcome(error: CommandError(code: "invalid", message: "no holiday list named '\(e)'"
+                                                       + (known.isEmpty ? " (none defined)" : "; defined lists: \(known.joined(separator: ", "))"),
+                                                       path: "schedules[\(i)].except"), responses: [], changed: false)
+                }
             }
+            remoteSchedules = set
+            remoteHolidays = holidays
+            schedulesVersion = version
+            rebuildCalendar()
+            return Outcome(error: nil, responses: [], changed: true)
+        }
+    }
+
+    /// `cmd/optout`: an event id, else a schedule id (its current, else next, occurrence).
+    private mutating func optOut(_ id: String, nowMs: Int64) -> Outcome {
+        if let i = events.firstIndex(where: { $0.id == id }) {
             guard events[i].optOutAllowed else {
-                return Outcome(error: CommandError(code: "not_allowed", message: "event '\(id)' does not allow opt-out", path: "id"),
+                return Outcome(error: CommandError(code: "not_allowed", message: "event '\(id)' does not allow opt-out (opt_out: false)", path: "id"),
                                responses: [], changed: false)
             }
-            events.remove(at: i)
+            if events[i].optedOut { return Outcome(error: nil, responses: [], changed: false) }
+            if events[i].superseded {
+                return Outcome(error: CommandError(code: "not_allowed", message: "event '\(id)' was superseded and no longer applies", path: "id"),
+                               responses: [], changed: false)
+            }
+            events[i].optedOut = true
             return Outcome(error: nil, responses: [EventResponse(event: id, status: .optedOut, atMs: nowMs)], changed: true)
         }
+        guard let s = calendar.schedules.first(where: { $0.id == id }) else {
+            return Outcome(error: CommandError(code: "not_found", message: "no stored event or schedule with id '\(id)'", path: "id"),
+                           responses: [], changed: false)
+        }
+        guard s.optOut else {
+            return Outcome(error: CommandError(code: "not_allowed", message: "schedule '\(id)' does not allow opt-out (opt_out: false)", path: "id"),
+                           responses: [], changed: false)
+        }
+        guard let w = calendar.currentOrNext(scheduleID: id, atUTC: nowMs) else {
+            return Outcome(error: CommandError(code: "not_found", message: "schedule '\(id)' has no current or upcoming window", path: "id"),
+                           responses: [], changed: false)
+        }
+        // Idempotent: opting out of an occurrence already opted out of changes nothing (QoS 1 may redeliver).
+        if scheduleOptOuts.contains(where: { $0.scheduleID == id && $0.startMs == w.startMs }) {
+            return Outcome(error: nil, responses: [], changed: false)
+        }
+        scheduleOptOuts.append(w)
+        return Outcome(error: nil, responses: [EventResponse(event: w.occurrenceID, status: .optedOut, atMs: nowMs,
+                                                             effectiveStartMs: w.startMs)], changed: true)
     }
 
     private mutating func upsert(_ incoming: DispatchEvent, nowMs: Int64) -> Outcome {
@@ -180,6 +278,7 @@ public struct ControlEngine: Sendable {
                 return Outcome(error: nil, responses: [EventResponse(event: e.id, status: .rejectedExpired, atMs: nowMs)], changed: true)
             }
             e.phase = old.phase
+            e.optedOut = old.optedOut // an opt-out holds for the event id, even when the utility changes it
             events[i] = e
             return Outcome(error: nil, responses: [EventResponse(event: e.id, status: .received, atMs: nowMs,
                                                                  effectiveStartMs: e.effectiveStartMs)], changed: true)
@@ -202,6 +301,33 @@ public struct ControlEngine: Sendable {
         seconds > 0 ? Int64(rng.next() % UInt64(seconds * 1000 + 1)) : 0
     }
 
+    /// Marks superseded (response 7) every live event that wins no instant of the rest of its window
+    /// [max(effective start, now), effective end) against the other live stored events (SPEC §2).
+    /// Superseded events never change another event's outcome (precedence is a total order), so one pass is exact.
+    private mutating func supersede(nowMs: Int64) -> [EventResponse] {
+        var responses: [EventResponse] = []
+        let live = events.filter(\.isLive)
+        for i in events.indices where events[i].isLive {
+            let e = events[i]
+            let from = max(e.effectiveStartMs, nowMs), to = e.effectiveEndMs
+            guard to > from else { continue }
+            let cover = live.filter { $0.id != e.id && DispatchEvent.precedes($0, e) }
+                .map { (max($0.effectiveStartMs, from), min($0.effectiveEndMs, to)) }
+                .filter { $0.0 < $0.1 }
+                .sorted { $0.0 < $1.0 }
+            var cursor = from
+            for (a, b) in cover {
+                if a > cursor { break }
+                cursor = max(cursor, b)
+            }
+            if cursor >= to {
+                events[i].superseded = true
+                responses.append(EventResponse(event: e.id, status: .superseded, atMs: nowMs))
+            }
+        }
+        return responses
+    }
+
     // MARK: time
 
     /// Advances lifecycles to `nowMs`: started, completed, delayed cancellations.
@@ -211,6 +337,12 @@ public struct ControlEngine: Sendable {
         var changed = false
         var remaining: [DispatchEvent] = []
         for var e in events {
+            if !e.isLive {
+                // Final already (opted out or superseded): kept only to absorb re-deliveries until its end.
+                if nowMs >= e.effectiveEndMs { changed = true; continue }
+                remaining.append(e)
+                continue
+            }
             if let c = e.cancelAtMs, nowMs >= c {
                 responses.append(EventResponse(event: e.id, status: .cancelled, atMs: c))
                 changed = true
@@ -234,6 +366,9 @@ public struct ControlEngine: Sendable {
             remaining.append(e)
         }
         events = remaining
+        let before = scheduleOptOuts.count
+        scheduleOptOuts.removeAll { $0.endMs <= nowMs }
+        if scheduleOptOuts.count != before { changed = true }
         let lost = isCommLost(nowMs: nowMs)
         if lost != commLost {
             commLost = lost
@@ -242,31 +377,51 @@ public struct ControlEngine: Sendable {
         return (responses, changed)
     }
 
-    /// Events valid now: in their window, not cancelled, and (during comm loss) within max_offline.
+    /// Events valid now: live, in their window, not cancelled, and (during comm loss) within max_offline.
     public func activeEvents(nowMs: Int64) -> [DispatchEvent] {
         let lost = isCommLost(nowMs: nowMs)
         return events.filter { e in
-            guard nowMs >= e.effectiveStartMs, nowMs < e.endMs else { return false }
+            guard e.isLive, nowMs >= e.effectiveStartMs, nowMs < e.effectiveEndMs else { return false }
             if lost, let m = e.maxOfflineS, nowMs - lastContactMs > Int64(m) * 1000 { return false }
             return true
         }.sorted(by: DispatchEvent.precedes)
+    }
+
+    /// Schedule windows in force now, the winner first: in their window and not opted out; with an untrusted
+    /// clock, every schedule whose limit is below `defaultW` instead (as a window from now).
+    public func activeScheduleWindows(nowMs: Int64, clockTrusted: Bool = true, defaultW: Double = .infinity) -> [ScheduleWindow] {
+        if !clockTrusted {
+            return calendar.schedules.filter { $0.limitW < defaultW }.map {
+                ScheduleWindow(scheduleID: $0.id, startMs: nowMs, endMs: nowMs + 1, limitW: $0.limitW, primacy: $0.primacy,
+                               optOutAllowed: $0.optOut)
+            }.sorted(by: ScheduleWindow.precedes)
+        }
+        return calendar.activeWindows(atUTC: nowMs).filter { w in
+            !scheduleOptOuts.contains { $0.scheduleID == w.scheduleID && $0.startMs == w.startMs }
+        }
     }
 
     /// The effective limit now. Mutating because it tracks the restore ramp.
     public mutating func decide(nowMs: Int64, inputs: ControlInputs) -> ControlDecision {
         let lost = isCommLost(nowMs: nowMs)
         let active = activeEvents(nowMs: nowMs)
+        let clockTrusted = inputs.clockSynced || nowMs >= settings.buildDateMs
+        let defaultW = settings.defaultLimitW ?? inputs.hardwareMaxW
+        let windows = activeScheduleWindows(nowMs: nowMs, clockTrusted: clockTrusted, defaultW: defaultW)
         var source: String
         var targetW: Double
         if let winner = active.first {
             source = "dispatch:\(winner.id)"
             targetW = winner.limitW
+        } else if let w = windows.first {
+            source = w.source
+            targetW = w.limitW
         } else if lost {
             source = "fallback"
             targetW = settings.fallbackLimitW
         } else {
             source = "default"
-            targetW = settings.defaultLimitW ?? inputs.hardwareMaxW
+            targetW = defaultW
         }
 
         // Restore without snap-back: when a restricting source ends and the target rises,
@@ -318,17 +473,65 @@ public struct ControlEngine: Sendable {
         }
         if !lost, !sessionUp || settings.heartbeatRequired { consider(lastContactMs + settings.commLossTimeoutMs + 1) }
         if let r = restore { consider(r.rampStartMs) }
+        if !inputs.clockSynced, nowMs < settings.buildDateMs { consider(settings.buildDateMs) }
+        if let t = nextScheduleBoundary(nowMs: nowMs) { consider(t) }
 
         return ControlDecision(limitW: max(0, limitW), source: limitSource, activeEvents: active.map(\.id),
-                               commOK: !lost, commSinceMs: commChangedMs, nextTransitionMs: next, restoring: restoring)
+                               commOK: !lost, commSinceMs: commChangedMs, nextTransitionMs: next, restoring: restoring,
+                               targetSource: source, targetW: targetW, activeSchedules: windows.map(\.source),
+                               clockSynced: inputs.clockSynced, clockTrusted: clockTrusted)
+    }
+
+    /// The next schedule boundary after `nowMs`, cached: the calendar is scanned again only when `nowMs`
+    /// reaches the cached boundary, goes backwards, or the schedules change.
+    private mutating func nextScheduleBoundary(nowMs: Int64) -> Int64? {
+        if let c = nextScheduleTransition, nowMs >= c.validFrom, nowMs < c.validUntil { return c.at }
+        let at = calendar.nextTransition(afterUTC: nowMs)
+        nextScheduleTransition = (nowMs, at ?? nowMs + 86_400_000, at)
+        return at
+    }
+
+    /// A change of the Target (by precedence, ignoring comm loss, restore and the site limit).
+    public struct PlannedTransition: Sendable, Equatable {
+        public var atMs: Int64
+        public var source: String
+        public var limitW: Double
+    }
+
+    /// The next `limit` changes of the Target after `nowMs` from stored events and schedules, for
+    /// `gridlet schedule --next`. `defaultW` is the DefaultControl in W (the hardware max when `default_limit_w` is null).
+    public func plannedTransitions(fromMs nowMs: Int64, limit: Int, defaultW: Double) -> [PlannedTransition] {
+        guard limit > 0 else { return [] }
+        var candidates = Set<Int64>()
+        for e in events where e.isLive {
+            for t in [e.effectiveStartMs, e.effectiveEndMs] where t > nowMs { candidates.insert(t) }
+        }
+        for t in calendar.transitions(fromUTC: nowMs, limit: limit * 2 + 2) { candidates.insert(t.atMs) }
+        func target(at t: Int64) -> (String, Double) {
+            if let e = events.filter({ $0.isLive && t >= $0.effectiveStartMs && t < $0.effectiveEndMs })
+                .min(by: DispatchEvent.precedes) { return ("dispatch:\(e.id)", e.limitW) }
+            if let w = calendar.activeWindows(atUTC: t).first(where: { w in
+                !scheduleOptOuts.contains { $0.scheduleID == w.scheduleID && $0.startMs == w.startMs } }) {
+                return (w.source, w.limitW)
+            }
+            return ("default", defaultW)
+        }
+        var out: [PlannedTransition] = []
+        var current = target(at: nowMs)
+        for t in candidates.sorted() {
+            let n = target(at: t)
+            if n != current { out.append(PlannedTransition(atMs: t, source: n.0, limitW: n.1)); current = n }
+            if out.count >= limit { break }
+        }
+        return out
     }
 
     // MARK: persistence
 
     /// Everything received that must survive a restart, as JSON.
     public var persistentState: JSONValue {
-        .object([
-            ("version", .number(1)),
+        var o: [(String, JSONValue)] = [
+            ("version", .number(2)),
             ("events_version", .number(Double(eventsVersion))),
             ("events", .array(events.map { e in
                 var o: [(String, JSONValue)] = [
@@ -341,36 +544,83 @@ public struct ControlEngine: Sendable {
                 ]
                 if let m = e.maxOfflineS { o.append(("max_offline_s", .number(Double(m)))) }
                 if let c = e.cancelAtMs { o.append(("cancel_at_ms", .number(Double(c)))) }
+                if e.optedOut { o.append(("opted_out", .bool(true))) }
+                if e.superseded { o.append(("superseded", .bool(true))) }
                 return .object(o)
             })),
-        ])
+            ("schedules_version", .number(Double(schedulesVersion))),
+            ("schedules", .array(remoteSchedules.map(\.json))),
+            ("holidays", .object(remoteHolidays.keys.sorted().map { k in (k, .array(remoteHolidays[k]!.map { .string($0) })) })),
+            ("schedule_opt_outs", .array(scheduleOptOuts.map { w in
+                .object([("id", .string(w.scheduleID)), ("start_ms", .number(Double(w.startMs))), ("end_ms", .number(Double(w.endMs)))])
+            })),
+            ("rng", .string(String(rng.state))),
+            ("last_source", .string(lastSource)),
+        ]
+        if let t = lastTargetW, t.isFinite { o.append(("last_target_w", .number(t))) }
+        if let r = restore {
+            o.append(("restore", .object([("from_w", .number(r.fromW)), ("ramp_start_ms", .number(Double(r.rampStartMs)))])))
+        }
+        return .object(o)
     }
 
-    /// Restores what `persistentState` saved; entries that do not parse are skipped.
+    /// Restores what `persistentState` saved; entries that do not parse are skipped. Call after `configureSchedules`.
     public mutating func restorePersistentState(_ json: JSONValue) {
         if let v = json["events_version"]?.doubleValue { eventsVersion = Int(v) }
-        guard let list = json["events"]?.arrayValue else { return }
-        var restored: [DispatchEvent] = []
-        for item in list {
-            guard let id = item["id"]?.stringValue, let created = item["created_ms"]?.doubleValue,
-                  let start = item["start_ms"]?.doubleValue, let duration = item["duration_ms"]?.doubleValue,
-                  let limit = item["limit_w"]?.doubleValue, let primacy = item["primacy"]?.doubleValue else { continue }
-            restored.append(DispatchEvent(
-                id: id, createdMs: Int64(created), startMs: Int64(start), durationMs: Int64(duration), limitW: limit,
-                primacy: Int(primacy), randomizeStartS: Int(item["randomize_start_s"]?.doubleValue ?? 0),
-                randomDelayMs: Int64(item["random_delay_ms"]?.doubleValue ?? 0),
-                optOutAllowed: item["opt_out"]?.boolValue ?? false,
-                maxOfflineS: item["max_offline_s"]?.doubleValue.map { Int($0) },
-                phase: DispatchEvent.Phase(rawValue: item["phase"]?.stringValue ?? "") ?? .scheduled,
-                cancelAtMs: item["cancel_at_ms"]?.doubleValue.map { Int64($0) }))
+        if let list = json["events"]?.arrayValue {
+            var restored: [DispatchEvent] = []
+            for item in list {
+                guard let id = item["id"]?.stringValue, let created = item["created_ms"]?.doubleValue,
+                      let start = item["start_ms"]?.doubleValue, let duration = item["duration_ms"]?.doubleValue,
+                      let limit = item["limit_w"]?.doubleValue, let primacy = item["primacy"]?.doubleValue else { continue }
+                var e = DispatchEvent(
+                    id: id, createdMs: Int64(created), startMs: Int64(start), durationMs: Int64(duration), limitW: limit,
+                    primacy: Int(primacy), randomizeStartS: Int(item["randomize_start_s"]?.doubleValue ?? 0),
+                    randomDelayMs: Int64(item["random_delay_ms"]?.doubleValue ?? 0),
+                    optOutAllowed: item["opt_out"]?.boolValue ?? false,
+                    maxOfflineS: item["max_offline_s"]?.doubleValue.map { Int($0) },
+                    phase: DispatchEvent.Phase(rawValue: item["phase"]?.stringValue ?? "") ?? .scheduled,
+                    cancelAtMs: item["cancel_at_ms"]?.doubleValue.map { Int64($0) })
+                e.optedOut = item["opted_out"]?.boolValue ?? false
+                e.superseded = item["superseded"]?.boolValue ?? false
+                restored.append(e)
+            }
+            events = Array(restored.prefix(Self.maxEvents))
         }
-        events = Array(restored.prefix(Self.maxEvents))
+        if let v = json["schedules_version"]?.doubleValue { schedulesVersion = Int(v) }
+        if let list = json["schedules"]?.arrayValue {
+            remoteSchedules = list.compactMap { item in
+                guard let o = item.objectValue else { return nil }
+                return try? CommandParser.schedule(o, path: "")
+            }
+        }
+        if let h = json["holidays"]?.objectValue {
+            var out: [String: [String]] = [:]
+            for (k, v) in h { out[k] = v.arrayValue?.compactMap(\.stringValue) ?? [] }
+            remoteHolidays = out
+        }
+        rebuildCalendar()
+        if let list = json["schedule_opt_outs"]?.arrayValue {
+            scheduleOptOuts = list.compactMap { item in
+                guard let id = item["id"]?.stringValue, let s = item["start_ms"]?.doubleValue, let e = item["end_ms"]?.doubleValue else { return nil }
+                let sched = calendar.schedules.first { $0.id == id }
+                return ScheduleWindow(scheduleID: id, startMs: Int64(s), endMs: Int64(e), limitW: sched?.limitW ?? 0,
+                                      primacy: sched?.primacy ?? 100, optOutAllowed: true)
+            }
+        }
+        if let s = json["rng"]?.stringValue, let v = UInt64(s) { rng = SplitMix64(seed: v) }
+        if let s = json["last_source"]?.stringValue { lastSource = s }
+        if let t = json["last_target_w"]?.doubleValue { lastTargetW = t }
+        if let r = json["restore"], let f = r["from_w"]?.doubleValue, let t = r["ramp_start_ms"]?.doubleValue {
+            restore = (f, Int64(t))
+        }
     }
 }
 
 /// A small deterministic PRNG (SplitMix64), so random delays are reproducible in tests.
 public struct SplitMix64: Sendable, RandomNumberGenerator {
-    private var state: UInt64
+    /// The generator's position (persisted so draws continue across restarts).
+    public private(set) var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

@@ -37,6 +37,10 @@ public struct DispatchEvent: Sendable, Equatable {
     public var phase: Phase
     /// Set by `cmd/cancel`: the instant the cancellation takes effect.
     public var cancelAtMs: Int64?
+    /// The customer opted out (response 4 sent); kept until its end so a re-delivery does not revive it.
+    public var optedOut: Bool = false
+    /// No instant of its remaining window wins (response 7 sent); kept until its end like an opt-out.
+    public var superseded: Bool = false
 
     public init(id: String, createdMs: Int64, startMs: Int64, durationMs: Int64, limitW: Double, primacy: Int = 1,
                 randomizeStartS: Int = 0, randomDelayMs: Int64 = 0, optOutAllowed: Bool = false, maxOfflineS: Int? = nil,
@@ -48,6 +52,10 @@ public struct DispatchEvent: Sendable, Equatable {
     }
 
     public var effectiveStartMs: Int64 { startMs + randomDelayMs }
+    /// Still competing for the Target: neither opted out nor superseded.
+    public var isLive: Bool { !optedOut && !superseded }
+    /// The end of the window, or the pending cancellation if earlier.
+    public var effectiveEndMs: Int64 { cancelAtMs.map { min($0, endMs) } ?? endMs }
     /// The event window ends `duration` after its effective start.
     public var endMs: Int64 { effectiveStartMs + durationMs }
 

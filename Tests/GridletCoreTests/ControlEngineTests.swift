@@ -119,11 +119,14 @@ extension ControlEngine {
         #expect(!DispatchEvent.precedes(loser, winner))
         for order in [[row.a, row.b], [row.b, row.a]] {
             var e = engine()
-            for ev in order { _ = e.handle(.event(ev), nowMs: t0) }
+            var responses: [EventResponse] = []
+            for ev in order { responses += e.handle(.event(ev), nowMs: t0).responses }
+            // Same window: the loser wins no instant, so it is superseded (SPEC §2) and not active.
+            #expect(responses.filter { $0.status == .superseded }.map(\.event) == [loser.id])
             let d = e.step(t0 + 1)
             #expect(d.source == "dispatch:\(row.winner)")
             #expect(d.limitW == winner.limitW)
-            #expect(d.activeEvents == [winner.id, loser.id])
+            #expect(d.activeEvents == [winner.id])
         }
     }
 }

@@ -170,16 +170,27 @@ import Testing
         let out = e.handle(.optOut(id: "ev"), nowMs: t0 + 1)
         #expect(out.error == nil)
         #expect(out.responses == [EventResponse(event: "ev", status: .optedOut, atMs: t0 + 1)])
-        #expect(e.events.isEmpty)
+        // Kept as a final record until its end, so a re-delivery does not revive it.
+        #expect(e.events.map(\.optedOut) == [true])
         let d = e.step(t0 + 1)
         #expect(d.source == "default")
         #expect(d.activeEvents.isEmpty)
-        #expect(e.handle(.optOut(id: "ev"), nowMs: t0 + 2).error?.code == "not_found")
+        let again = e.handle(.optOut(id: "ev"), nowMs: t0 + 2)
+        #expect(again.error == nil)
+        #expect(again.responses.isEmpty)
+        #expect(!again.changed)
+        let redelivered = e.handle(.event(event("ev", for: 600, limit: 3000, optOut: true)), nowMs: t0 + 3)
+        #expect(redelivered.responses.isEmpty)
+        #expect(e.step(t0 + 4).source == "default")
+        // Gone silently at its end: no completed (the opt-out was its final response).
+        #expect(e.advance(nowMs: t0 + 600_000).responses.isEmpty)
+        #expect(e.events.isEmpty)
     }
 
     @Test func eventsReplacesSetOnlyForHigherVersion() {
         var e = engine()
-        let a = event("a", at: 60, limit: 1000), b = event("b", at: 60, limit: 2000), c = event("c", at: 60, limit: 3000)
+        // Disjoint windows, so that none supersedes another.
+        let a = event("a", at: 60, limit: 1000), b = event("b", at: 3660, limit: 2000), c = event("c", at: 7260, limit: 3000)
         let v1 = e.handle(.events(version: 1, events: [a, b]), nowMs: t0)
         #expect(v1.error == nil)
         #expect(Set(v1.responses.map(\.event)) == ["a", "b"])
@@ -240,7 +251,7 @@ import Testing
         _ = e.handle(.events(version: 9, events: [
             event("a", at: -10, for: 600, limit: 1234.5, primacy: 0, createdOffsetS: -100, optOut: true, maxOfflineS: 300),
             event("b", at: 60, for: 86_400, limit: 0, primacy: 64, randomize: 3600),
-            event("c", at: 120, for: 60, limit: 11_000),
+            event("c", at: 1200, for: 60, limit: 11_000),
         ]), nowMs: t0)
         _ = e.advance(nowMs: t0)
         _ = e.handle(.cancel(id: "c", randomizeS: 30), nowMs: t0)

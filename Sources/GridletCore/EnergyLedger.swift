@@ -1,0 +1,170 @@
+/// One energy ledger record (SPEC §3 `root/ledger`, without `seq`, which the queue adds).
+public struct LedgerRecord: Sendable, Equatable {
+    public var fromMs: Int64
+    public var toMs: Int64
+    /// Energy in milli-watt-hours (exact integers, so records sum exactly to the meter's total).
+    public var importMWh: Int64
+    public var exportMWh: Int64
+    public var source: String
+    public var estimated: Bool
+
+    public var importWh: Double { Double(importMWh) / 1000 }
+    public var exportWh: Double { Double(exportMWh) / 1000 }
+
+    public var jsonFields: [(String, JSONValue)] {
+        [("from", .string(Timestamp.format(ms: fromMs))), ("to", .string(Timestamp.format(ms: toMs))),
+         ("import_wh", .number(importWh)), ("export_wh", .number(exportWh)), ("source", .string(source)),
+         ("estimated", .bool(estimated))]
+    }
+}
+
+/// One site-meter sample for the ledger.
+public struct LedgerSample: Sendable, Equatable {
+    /// Cumulative import/export registers in Wh (nil when the meter has none).
+    public var importWh: Double?
+    public var exportWh: Double?
+    /// Active power, import positive (used only without cumulative registers).
+    public var powerW: Double?
+    public init(importWh: Double? = nil, exportWh: Double? = nil, powerW: Double? = nil) {
+        self.importWh = importWh; self.exportWh = exportWh; self.powerW = powerW
+    }
+}
+
+/// The energy ledger (SPEC §3): one record per ledger interval (aligned to multiples of the interval in
+/// UTC), split at every change of control source.
+///
+/// Energy comes from the meter's cumulative import/export registers: the energy at a split point (an
+/// interval boundary or a source change) is interpolated linearly in time between the readings on either
+/// side, so the records telescope and sum exactly (in mWh) to the difference of the registers. A meter
+/// without cumulative registers is integrated from power (trapezoids, split at zero crossings into import
+/// and export) and its records say `estimated: true`. A register going backwards (meter replaced or reset)
+/// restarts the count from the new reading: that step is not counted.
+///
+/// Feed it every control turn with the current Target source and the newest sample (nil when there is
+/// no new reading); a record is emitted once the reading after its end has arrived. The first record
+/// starts at the first reading. Not persisted: after a restart the ledger starts again at the first reading.
+public struct EnergyLedger: Sendable {
+    public let intervalMs: Int64
+
+    private struct Point { var t: Int64; var imp: Double; var exp: Double; var estimated: Bool }
+    /// Latest reading (energy counters at time t; for power mode, the integrated counters).
+    private var last: Point?
+    private var lastPowerW: Double?
+    /// Open segment: start time, its energy (mWh, rounded) and source.
+    private var segStart: Int64?
+    private var segImp: Int64 = 0
+    private var segExp: Int64 = 0
+    private var segSource: String?
+    /// Source changes since the last reading, with their instants.
+    private var pendingCuts: [(Int64, String)] = []
+    private var currentSource: String?
+
+    public init(intervalMs: Int64) {
+        precondition(intervalMs > 0)
+        self.intervalMs = intervalMs
+    }
+
+    /// One control turn at `nowMs`: `source` is in effect from `nowMs` on; `sample` is a reading taken at `nowMs`.
+    public mutating func feed(nowMs: Int64, sample: LedgerSample?, source: String) -> [LedgerRecord] {
+        if currentSource != source {
+            currentSource = source
+            if let l = last, nowMs <= l.t {
+                // The change is no later than the newest reading: the energy there is that reading, split now.
+                var out = close(at: l)
+                segSource = source
+                if let sample { out += reading(nowMs: nowMs, sample) }
+                return out
+            }
+            pendingCuts.append((nowMs, source))
+        }
+        guard let sample else { return [] }
+        return reading(nowMs: nowMs, sample)
+    }
+
+    /// Closes the open segment at the reading `l` (whose counters are exact there).
+    private mutating func close(at l: Point) -> [LedgerRecord] {
+        let imp = Self.mWh(l.imp), exp = Self.mWh(l.exp)
+        guard let start = segStart, let src = segSource, l.t > start else { return [] }
+        defer { segStart = l.t; segImp = imp; segExp = exp }
+        return [LedgerRecord(fromMs: start, toMs: l.t, importMWh: imp - segImp, exportMWh: exp - segExp, source: src,
+                             estimated: l.estimated)]
+    }
+
+    private mutating func reading(nowMs t: Int64, _ s: LedgerSample) -> [LedgerRecord] {
+        if let l = last, t <= l.t { return [] } // a repeated or older reading adds nothing
+        // Counters at t.
+        var p: Point
+        if let imp = s.importWh {
+            p = Point(t: t, imp: imp, exp: s.exportWh ?? 0, estimated: false)
+            if let l = last, l.estimated || imp < l.imp || p.exp < l.exp {
+                // Mode change or a register reset: close at the last reading and restart the count here
+                // (the energy between the two readings is unknown and not counted).
+                let out = close(at: l)
+                rebase(at: t, p)
+                pendingCuts.removeAll()
+                return out
+            }
+        } else if let w = s.powerW {
+            let base = last.flatMap { $0.estimated ? $0 : nil }
+            if let l = base, t > l.t, let pw = lastPowerW {
+                let (i, e) = Self.integrate(p0: pw, p1: w, dtMs: t - l.t)
+                p = Point(t: t, imp: l.imp + i, exp: l.exp + e, estimated: true)
+            } else {
+                p = Point(t: t, imp: 0, exp: 0, estimated: true)
+                let out = last.map { close(at: $0) } ?? []
+                rebase(at: t, p)
+                lastPowerW = w
+                pendingCuts.removeAll()
+                return out
+            }
+            lastPowerW = w
+        } else {
+            return []
+        }
+        guard let l = last else {
+            rebase(at: t, p)
+            pendingCuts.removeAll()
+            return []
+        }
+        // Split points in (l.t, p.t]: interval boundaries and source changes.
+        var cuts: [(Int64, String?)] = pendingCuts.filter { $0.0 > l.t && $0.0 <= p.t }.map { ($0.0, Optional($0.1)) }
+        var b = (Timestamp.floorDiv(l.t, intervalMs) + 1) * intervalMs
+        while b <= p.t { cuts.append((b, nil)); b += intervalMs }
+        cuts.sort { $0.0 < $1.0 }
+        var out: [LedgerRecord] = []
+        for (c, newSource) in cuts {
+            let f = Double(c - l.t) / Double(p.t - l.t)
+            let imp = Self.mWh(l.imp + (p.imp - l.imp) * f), exp = Self.mWh(l.exp + (p.exp - l.exp) * f)
+            if let start = segStart, let src = segSource, c > start {
+                out.append(LedgerRecord(fromMs: start, toMs: c, importMWh: imp - segImp, exportMWh: exp - segExp, source: src,
+                                        estimated: p.estimated || l.estimated))
+            }
+            segStart = c; segImp = imp; segExp = exp
+            if let n = newSource { segSource = n }
+        }
+        pendingCuts.removeAll()
+        last = p
+        return out
+    }
+
+    private mutating func rebase(at t: Int64, _ p: Point) {
+        segStart = t
+        segImp = Self.mWh(p.imp); segExp = Self.mWh(p.exp)
+        segSource = currentSource
+        last = p
+    }
+
+    static func mWh(_ wh: Double) -> Int64 { Int64((wh * 1000).rounded()) }
+
+    /// Trapezoid between two power readings, split at the zero crossing: (import Wh, export Wh).
+    static func integrate(p0: Double, p1: Double, dtMs: Int64) -> (Double, Double) {
+        let h = Double(dtMs) / 3_600_000
+        if (p0 >= 0) == (p1 >= 0) {
+            let e = (p0 + p1) / 2 * h
+            return e >= 0 ? (e, 0) : (0, -e)
+        }
+        let f = p0 / (p0 - p1) // fraction of dt before the crossing
+        let a = p0 / 2 * h * f, b = p1 / 2 * h * (1 - f)
+        return (max(a, 0) + max(b, 0), max(-a, 0) + max(-b, 0))
+    }
+}
