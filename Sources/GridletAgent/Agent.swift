@@ -6,6 +6,9 @@ import GridletQueue
 import Synchronization
 
 public let gridletVersion = "0.1.0"
+/// The release date of this version (2026-11-24T00:00:00Z): a clock that reads earlier and is not
+/// synchronised cannot be trusted, and restricting schedules then stay active (SPEC §2).
+public let gridletBuildDateMs: Int64 = 1_795_478_400_000
 
 /// Set by SIGTERM/SIGINT; the control loop checks it every turn.
 let stopRequested = Atomic<Bool>(false)
@@ -14,6 +17,7 @@ enum AgentInput: Sendable {
     case mqtt(MQTTEvent)
     case polled(device: Int, result: Result<[String: Double?], ModbusError>)
     case wrote(device: Int, what: ChargerWrite, value: Double, result: Result<[UInt16], ModbusError>)
+    case local(LocalRequest)
 }
 
 enum ChargerWrite: String, Sendable { case setpoint, alive, failsafeCurrent = "failsafe current", failsafeTimeout = "failsafe timeout" }
@@ -38,6 +42,12 @@ public final class Agent {
     var mqtt: MQTTClient?
 
     var engine: ControlEngine
+    let zone: TimeZoneRules
+    var ledger: EnergyLedger
+    /// A new site-meter reading arrived since the ledger was last fed.
+    var meterSampleFresh = false
+    var lastRestoring = false
+    var governors: [Int: ChargerGovernor] = [:]
     var health: [DeviceHealth]
     var chargers: [Int: ChargerState] = [:]
     var connected = false
@@ -58,6 +68,8 @@ public final class Agent {
     var lastStatePublishMonoMs: Int64 = 0
     var lastWatchdogMonoMs: Int64 = 0
     var lastSnapshotMonoMs: Int64 = Int64.min / 2
+    var clockSynced = Clock.isSynchronised()
+    var lastClockCheckMonoMs: Int64 = 0
     var decision: ControlDecision?
     var requestedW: Double = 0
     let bootID: String
@@ -103,13 +115,25 @@ public final class Agent {
         }
         self.links = links
         self.health = Array(repeating: DeviceHealth(), count: links.count)
-        for (i, l) in links.enumerated() where l.config.role == .charger { chargers[i] = ChargerState() }
+        for (i, l) in links.enumerated() where l.config.role == .charger {
+            chargers[i] = ChargerState()
+            governors[i] = ChargerGovernor(minDwellMs: config.control.minDwellMs)
+        }
 
         var seed: UInt64 = 0
         let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
         if fd >= 0 { _ = read(fd, &seed, 8); close(fd) }
-        engine = ControlEngine(settings: ControlSettings(config.control, site: config.site), nowMs: startedWallMs,
-                               seed: seed ^ UInt64(bitPattern: startedWallMs))
+        engine = ControlEngine(settings: ControlSettings(config.control, site: config.site, buildDateMs: gridletBuildDateMs),
+                               nowMs: startedWallMs, seed: seed ^ UInt64(bitPattern: startedWallMs))
+        let zone: TimeZoneRules
+        do throws(AgentError) {
+            zone = try Agent.loadZone(config.site.timezone)
+        } catch {
+            throw error
+        }
+        engine.configureSchedules(config.schedules, holidays: config.holidays, zone: zone)
+        self.zone = zone
+        ledger = EnergyLedger(intervalMs: config.telemetry.ledgerIntervalMs)
         if let bytes = StateFile.read(statePath) {
             do {
                 engine.restorePersistentState(try JSONValue.parse(bytes))
@@ -123,6 +147,19 @@ public final class Agent {
         } catch {
             logger.warning("local status socket unavailable: \(error)")
             status = nil
+        }
+    }
+
+    static func loadZone(_ name: String) throws(AgentError) -> TimeZoneRules {
+        if name == "UTC" { return .utc }
+        let path = "/usr/share/zoneinfo/" + name
+        guard let bytes = StateFile.read(path) else {
+            throw AgentError("site.timezone \(name): cannot read \(path); install tzdata")
+        }
+        do throws(TimeZoneError) {
+            return try TimeZoneRules(name: name, tzif: bytes)
+        } catch {
+            throw AgentError("site.timezone \(name): \(path) is not a valid tz database file: \(error)")
         }
     }
 
@@ -148,6 +185,8 @@ public final class Agent {
         installSignalHandlers()
         log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(links.count) device(s), broker \(config.mqtt.host):\(config.mqtt.port), queue \(queue.stats.records) record(s) pending")
         try startMQTT()
+        let box = mailbox
+        status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
         status?.start()
         notify.send("READY=1\nSTATUS=running")
         var firstTurn = true
@@ -235,6 +274,7 @@ public final class Agent {
                 health[i].lastOKMonoMs = nowMono
                 health[i].lastError = nil
                 health[i].consecutiveFailures = 0
+                if i == ledgerMeterIndex() { meterSampleFresh = true }
                 health[i].nextPollMonoMs = max(health[i].nextPollMonoMs, nowMono)
             case let .failure(e):
                 if health[i].ok || health[i].lastError == nil { log.warning("device \(links[i].config.name): \(e)") }
@@ -266,6 +306,8 @@ public final class Agent {
             chargers[i] = c
         case let .mqtt(event):
             handleMQTT(event, nowWall: nowWall)
+        case let .local(request):
+            request.reply(answerLocal(request.text, nowWall: nowWall))
         }
     }
 
@@ -348,6 +390,61 @@ public final class Agent {
             }
         } catch {
             log.error("reply: \(error)")
+        }
+    }
+
+    /// `gridlet events`, `gridlet optout ID`, `gridlet schedule [N]` through the local socket.
+    func answerLocal(_ text: String, nowWall: Int64) -> String {
+        let words = text.split(separator: " ").map(String.init)
+        switch words.first {
+        case "events":
+            let list: [JSONValue] = engine.events.map { e in
+                var o: [(String, JSONValue)] = [
+                    ("id", .string(e.id)), ("limit_w", .number(e.limitW)), ("primacy", .number(Double(e.primacy))),
+                    ("created", .string(Timestamp.format(ms: e.createdMs))),
+                    ("start", .string(Timestamp.format(ms: e.startMs))),
+                    ("effective_start", .string(Timestamp.format(ms: e.effectiveStartMs))),
+                    ("end", .string(Timestamp.format(ms: e.endMs))), ("phase", .string(e.phase.rawValue)),
+                    ("opt_out_allowed", .bool(e.optOutAllowed)), ("opted_out", .bool(e.optedOut)),
+                    ("superseded", .bool(e.superseded)),
+                    ("active", .bool(decision?.activeEvents.contains(e.id) ?? false)),
+                ]
+                if let c = e.cancelAtMs { o.append(("cancel_at", .string(Timestamp.format(ms: c)))) }
+                return .object(o)
+            }
+            return JSONValue.object([("ok", .bool(true)), ("events", .array(list)),
+                                     ("source", .string(decision?.source ?? "default"))]).serialized
+        case "optout":
+            guard words.count == 2 else {
+                return JSONValue.object([("ok", .bool(false)), ("error", .string("usage: optout ID"))]).serialized
+            }
+            let outcome = engine.handle(.optOut(id: words[1]), nowMs: nowWall)
+            if outcome.changed { persist() }
+            for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
+            if let e = outcome.error {
+                log.warning("local opt-out of \(words[1]) refused: \(e.message)")
+                return JSONValue.object([("ok", .bool(false)), ("error", errorJSON(e))]).serialized
+            }
+            log.notice("local opt-out of \(words[1])")
+            return JSONValue.object([("ok", .bool(true)), ("id", .string(words[1])),
+                                     ("responses", .array(outcome.responses.map { .object($0.jsonFields) }))]).serialized
+        case "schedule":
+            let n = words.count > 1 ? Int(words[1]) ?? 10 : 10
+            let defaultW = config.control.defaultLimitW ?? hardwareMaxNominalW
+            let list: [JSONValue] = engine.plannedTransitions(fromMs: nowWall, limit: max(1, min(n, 1000)), defaultW: defaultW).map { t in
+                .object([("at", .string(Timestamp.format(ms: t.atMs))), ("source", .string(t.source)), ("limit_w", .number(t.limitW))])
+            }
+            return JSONValue.object([("ok", .bool(true)), ("timezone", .string(config.site.timezone)),
+                                     ("active", .array((decision?.activeSchedules ?? []).map { .string($0) })),
+                                     ("transitions", .array(list))]).serialized
+        default:
+            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request"))]).serialized
+        }
+    }
+
+    var hardwareMaxNominalW: Double {
+        chargers.keys.reduce(0) { sum, i in
+            sum + links[i].config.maxCurrent * Double(links[i].config.phases) * config.site.nominalVoltage
         }
     }
 
@@ -449,10 +546,13 @@ public final class Agent {
         }
         for (i, c) in chargers where c.lastWriteError != nil && !health[i].ok { faulty = links[i].config.name; break }
         let previous = decision
+        if nowMono - lastClockCheckMonoMs >= 10_000 { clockSynced = Clock.isSynchronised(); lastClockCheckMonoMs = nowMono }
         let d = engine.decide(nowMs: nowWall, inputs: ControlInputs(
             hardwareMaxW: hardwareMaxW, hasSiteMeter: siteMeterIndex() != nil, siteMeterPowerW: meterPower,
-            chargerPowerW: chargerPowerW, faultyDevice: faulty))
+            chargerPowerW: chargerPowerW, faultyDevice: faulty, clockSynced: clockSynced))
         decision = d
+        if d.restoring != lastRestoring { lastRestoring = d.restoring; persist() }
+        feedLedger(nowWall: nowWall, source: d.targetSource)
         if previous?.source != d.source || previous?.commOK != d.commOK {
             log.notice("control: \(d.source), limit \(JSONValue.format(d.limitW)) W, comm \(d.commOK ? "ok" : "lost")")
         }
@@ -467,8 +567,9 @@ public final class Agent {
             let dc = link.config
             guard let ctl = link.profile.control else { continue }
             let v = voltage(for: i)
-            let sp = ChargerSetpoint.compute(limitW: share, phases: dc.phases, voltage: v, maxCurrent: dc.maxCurrent,
-                                             minCurrent: dc.minCurrent, resolution: ctl.currentResolution)
+            // min_dwell and the hysteresis above min_current: a pause applies at once, a resume waits.
+            let sp = governors[i]!.govern(limitW: share, phases: dc.phases, voltage: v, maxCurrent: dc.maxCurrent,
+                                          minCurrent: dc.minCurrent, resolution: ctl.currentResolution, nowMs: nowMono)
             c.desired = sp
 
             // Two-level failsafe: the charger's own safe current and timeout, programmed at start
@@ -504,6 +605,23 @@ public final class Agent {
                 link.write(alive, value: value) { r in box.post(.wrote(device: i, what: .alive, value: value, result: r)) }
             }
             chargers[i] = c
+        }
+    }
+
+    /// The meter whose cumulative registers feed the energy ledger: the site meter, else the first meter.
+    func ledgerMeterIndex() -> Int? {
+        siteMeterIndex() ?? links.firstIndex { $0.config.role == .meter } ?? chargers.keys.sorted().first
+    }
+
+    func feedLedger(nowWall: Int64, source: String) {
+        var sample: LedgerSample? = nil
+        if meterSampleFresh, let m = ledgerMeterIndex() {
+            let h = health[m]
+            sample = LedgerSample(importWh: h.value("import_wh"), exportWh: h.value("export_wh"), powerW: h.value("power_w"))
+            meterSampleFresh = false
+        }
+        for r in ledger.feed(nowMs: nowWall, sample: sample, source: source) {
+            enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall)
         }
     }
 
@@ -602,7 +720,8 @@ public final class Agent {
             ("events", .array((d?.activeEvents ?? []).map { .string($0) })),
             ("comm", .object([("ok", .bool(d?.commOK ?? false)),
                               ("since", .string(Timestamp.format(ms: d?.commSinceMs ?? startedWallMs)))])),
-            ("clock_synced", .bool(Clock.isSynchronised())),
+            ("clock_synced", .bool(clockSynced)),
+            ("schedules", .array((d?.activeSchedules ?? []).map { .string($0) })),
             ("next_transition", d?.nextTransitionMs.map { .string(Timestamp.format(ms: $0)) } ?? .null),
             ("devices", .object(devices)),
         ])

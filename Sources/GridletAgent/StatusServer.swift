@@ -1,4 +1,5 @@
 import CGridletSys
+import Dispatch
 import Glibc
 import GridletCore
 import GridletModbus
@@ -15,6 +16,8 @@ final class StatusServer: Sendable {
     private let log: Logger
     private let running = Atomic<Bool>(false)
     private let thread = Mutex<pthread_t?>(nil)
+    /// Set by the agent: requests that the control loop must answer.
+    let controlLoop = Mutex<ControlLoopChannel?>(nil)
 
     init(path: String, links: [DeviceLink], logger: Logger) throws(StateFile.IOError) {
         self.path = path
@@ -102,6 +105,12 @@ final class StatusServer: Sendable {
         switch words.first {
         case "status":
             return snapshot.withLock { $0 }
+        case "events", "optout", "schedule":
+            // These need the control engine, which only the control loop may touch.
+            guard let loop = controlLoop.withLock({ $0 }) else {
+                return JSONValue.object([("ok", .bool(false)), ("error", .string("the control loop is not running"))]).serialized
+            }
+            return loop.ask(request)
         case "read":
             guard words.count >= 2, let link = links.first(where: { $0.config.name == words[1] }) else {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown device; configured: \(links.map(\.config.name).joined(separator: ", "))"))]).serialized
@@ -131,5 +140,29 @@ public enum DeviceRead {
             return JSONValue.object([("ok", .bool(true)), ("device", .string(device)),
                                      ("profile", .string(profile.name)), ("points", .object(points))]).serialized
         }
+    }
+}
+
+/// A request from the socket thread to the control loop, answered within a bounded time.
+final class LocalRequest: Sendable {
+    let text: String
+    private let answer = Mutex<String?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+    init(_ text: String) { self.text = text }
+    func reply(_ json: String) { answer.withLock { $0 = json }; done.signal() }
+    func wait(timeoutMs: Int) -> String? {
+        _ = done.wait(timeout: .now() + .milliseconds(timeoutMs))
+        return answer.withLock { $0 }
+    }
+}
+
+/// How the socket thread reaches the control loop: posts to its mailbox and waits.
+struct ControlLoopChannel: Sendable {
+    let post: @Sendable (LocalRequest) -> Void
+    func ask(_ text: String) -> String {
+        let r = LocalRequest(text)
+        post(r)
+        return r.wait(timeoutMs: 3000)
+            ?? JSONValue.object([("ok", .bool(false)), ("error", .string("the control loop did not answer within 3 s"))]).serialized
     }
 }
