@@ -94,7 +94,7 @@ def test_watchdog_kicks_stop_when_the_control_loop_hangs(workdir):
         kicks = [t for (t, m) in got if "WATCHDOG=1" in m]
         assert any("READY=1" in m for (_, m) in got), got
         # Kicks every 0.2 s (half of WATCHDOG_USEC) while the loop runs...
-        assert len([t for t in kicks if t < 1.4]) >= 4, kicks
+        assert len([t for t in kicks if t < 1.5]) >= 3, kicks
         # ...and none from shortly after the hang on, for ~3 s: far beyond WatchdogSec (0.4 s here).
         assert kicks and max(kicks) < 2.0, kicks
         assert proc.poll() is None, "the process must hang, not exit"
