@@ -33,6 +33,7 @@ let package = Package(
         .testTarget(name: "GridletModbusTests", dependencies: ["GridletModbus", "GridletYAML", "GridletCore"]),
         .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue", "GridletCore"]),
         .testTarget(name: "GridletMQTTTests", dependencies: ["GridletMQTT", "GridletCore"]),
+        .testTarget(name: "GridletAgentTests", dependencies: ["GridletAgent", "GridletCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

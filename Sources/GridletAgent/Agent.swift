@@ -79,6 +79,7 @@ public final class Agent {
     let statePath: String
     var published = 0
     var queueErrorLogged = false
+    let metricsFile = MetricsFile()
 
     public init(config: GridletConfig, profiles: [String: DeviceProfile], logger: Logger) throws(AgentError) {
         self.config = config
@@ -486,6 +487,8 @@ public final class Agent {
         do { try queue.flushIfDue(nowMs: nowMono) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }
         }
+        TestHooks.hangIfAsked(sinceStartMs: nowMono - startedMonoMs, log: log)
+        writeMetricsIfDue(nowMono: nowMono, nowWall: nowWall)
         if let w = notify.watchdogIntervalMs, nowMono - lastWatchdogMonoMs >= w {
             notify.send("WATCHDOG=1")
             lastWatchdogMonoMs = nowMono

@@ -10,15 +10,25 @@ public enum ConfigLoading {
         public var profiles: [String: DeviceProfile]
     }
 
-    public static func load(path: String) throws(YAMLError) -> Loaded {
+    /// - Parameter board: a board name or file that overrides the file's `board:` key (`--board`).
+    public static func load(path: String, board: String? = nil) throws(YAMLError) -> Loaded {
         let text = try YAMLParser.readTextFile(path)
-        return try load(text: text, file: path)
+        return try load(text: text, file: path, board: board)
     }
 
-    public static func load(text: String, file: String) throws(YAMLError) -> Loaded {
-        let config = try GridletConfig.parse(text: text, file: file, profileExists: { ProfileLibrary.builtinNames.contains($0) })
+    public static func load(text: String, file: String, board: String? = nil) throws(YAMLError) -> Loaded {
+        var root = try YAMLParser.parse(text, file: file)
+        // Board defaults are merged into the document first, so the file's own keys win.
+        if let name = board ?? BoardDefaults.boardName(in: root) {
+            do throws(YAMLError) {
+                root = BoardDefaults.apply(try BoardLibrary.board(name), to: root)
+            } catch {
+                throw YAMLError(path: "board", line: line(root, key: "board"), message: "\(error)", file: file)
+            }
+        }
+        var config = try GridletConfig.decode(root, file: file, profileExists: { ProfileLibrary.builtinNames.contains($0) })
+        if let board { config.board = board }
         var profiles: [String: DeviceProfile] = [:]
-        let root = try YAMLParser.parse(text, file: file)
         for (i, d) in config.devices.enumerated() where profiles[d.profile] == nil {
             do throws(YAMLError) {
                 var path = d.profile
@@ -50,6 +60,11 @@ public enum ConfigLoading {
             }
         }
         return Loaded(config: config, profiles: profiles)
+    }
+
+    private static func line(_ root: YAMLNode, key: String) -> Int {
+        guard case let .mapping(top) = root.value else { return root.line }
+        return top.first(where: { $0.key == key })?.value.line ?? 0
     }
 
     private static func line(_ root: YAMLNode, section: String, key: String) -> Int {

@@ -7,6 +7,7 @@ final class DeviceLink: Sendable {
     let profile: DeviceProfile
     let bus: ModbusBus
     let reader: DeviceReader
+    let counters = PollCounters()
 
     init(config: DeviceConfig, profile: DeviceProfile, bus: ModbusBus) {
         self.config = config
@@ -16,7 +17,12 @@ final class DeviceLink: Sendable {
     }
 
     func poll(completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
-        reader.read(on: bus, completion: completion)
+        let started = PollCounters.monoUs()
+        let counters = self.counters
+        reader.read(on: bus) { result in
+            if case .success = result { counters.record(ok: true, startedUs: started) } else { counters.record(ok: false, startedUs: started) }
+            completion(result)
+        }
     }
 
     /// Writes a physical value to a control register (value / scale, encoded by type).

@@ -11,6 +11,9 @@ public struct GridletConfig: Sendable, Equatable {
     /// Kept as parsed for issue "control engine"; validated for shape only in this version.
     public var schedules: [ScheduleConfig]
     public var holidays: [String: [String]]
+    public var log = LogConfig()
+    /// `board:` as written (a board name or a board file path); its defaults were applied by the loader.
+    public var board: String?
 
     public init(site: SiteConfig, buses: [BusConfig], devices: [DeviceConfig], mqtt: MQTTConfig,
                 telemetry: TelemetryConfig, queue: QueueConfig, control: ControlConfig,

@@ -23,7 +23,7 @@ private let ledgerIntervalsMs: [Int64] = [60_000, 300_000, 900_000, 1_800_000, 3
 private struct ConfigDecoder {
     let file: String?
 
-    static let topKeys = ["site", "buses", "devices", "mqtt", "telemetry", "queue", "control", "schedules", "holidays"]
+    static let topKeys = ["site", "buses", "devices", "mqtt", "telemetry", "queue", "control", "schedules", "holidays", "log", "board"]
     static let siteKeys = ["id", "timezone", "state_dir", "socket", "nominal_voltage", "max_import_w"]
     static let rtuOnlyKeys = ["device", "baud", "parity", "data_bits", "stop_bits", "rs485"]
     static let tcpOnlyKeys = ["host", "port"]
@@ -113,9 +113,24 @@ private struct ConfigDecoder {
                 schedules.append(s)
             }
         }
+        var log = LogConfig()
+        if var m = try top.map("log") {
+            try checkKeys(m, ["level"])
+            if let l = try m.string("level") {
+                guard let v = LogConfig.Level(rawValue: l) else {
+                    throw m.error("level", "must be one of \(LogConfig.Level.allCases.map(\.rawValue).joined(separator: ", ")), got '\(l)'")
+                }
+                log.level = v
+            }
+            try m.finish()
+        }
+        let board = try top.string("board")   // applied before decoding (GridletYAML BoardDefaults)
         try top.finish()
-        return GridletConfig(site: site, buses: buses, devices: devices, mqtt: mqtt, telemetry: telemetry,
-                             queue: queue, control: control, schedules: schedules, holidays: holidays)
+        var config = GridletConfig(site: site, buses: buses, devices: devices, mqtt: mqtt, telemetry: telemetry,
+                                   queue: queue, control: control, schedules: schedules, holidays: holidays)
+        config.log = log
+        config.board = board
+        return config
     }
 
     // MARK: - Sections

@@ -10,7 +10,7 @@ struct Gridlet: ParsableCommand {
         commandName: "gridlet",
         abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
         version: gridletVersion,
-        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self])
+        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, Boards.self])
 }
 
 /// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.
@@ -20,9 +20,9 @@ struct Failure: Error, CustomStringConvertible {
     init(_ d: String, code: Int32 = 1) { description = d; self.code = code }
 }
 
-func loadConfig(_ path: String) throws -> ConfigLoading.Loaded {
+func loadConfig(_ path: String, board: String? = nil) throws -> ConfigLoading.Loaded {
     do {
-        return try ConfigLoading.load(path: path)
+        return try ConfigLoading.load(path: path, board: board)
     } catch {
         throw Failure("configuration error: \(error)", code: 2)
     }
@@ -67,12 +67,15 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "With --demo: state directory.")
     var stateDir: String = "/tmp/gridlet-demo"
 
-    @Option(name: .long, help: "Log level: error, warning, notice, info, debug.")
-    var logLevel: String = "info"
+    @Option(name: .long, help: "Log level: error, warning, notice, info, debug (overrides log.level).")
+    var logLevel: String?
+
+    @Option(name: .long, help: "Board name or board file whose defaults apply (overrides the board: key).")
+    var board: String?
 
     func run() throws {
-        guard let level = LogLevel(name: logLevel) else { throw Failure("unknown log level \(logLevel)", code: 2) }
-        let log = Logger(label: "gridlet", minimum: level)
+        if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l)", code: 2) }
+        var log = Logger(label: "gridlet", minimum: logLevel.flatMap { LogLevel(name: $0) } ?? .info)
         var sims: [ModbusSimulator] = []
         let loaded: ConfigLoading.Loaded
         if demo {
@@ -87,8 +90,9 @@ struct Run: ParsableCommand {
             }
             log.notice("demo: simulated meter on 127.0.0.1:\(meterPort), charger on 127.0.0.1:\(chargerPort); broker 127.0.0.1:\(mqttPort)")
         } else {
-            loaded = try loadConfig(config)
+            loaded = try loadConfig(config, board: board)
         }
+        if logLevel == nil, let l = LogLevel(name: loaded.config.log.level.rawValue) { log = Logger(label: "gridlet", minimum: l) }
         do {
             let agent = try Agent(config: loaded.config, profiles: loaded.profiles, logger: log)
             try agent.run()
@@ -196,8 +200,9 @@ struct ConfigCommand: ParsableCommand {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate a configuration file; exit 2 when it is invalid.")
         @Argument(help: "The file.") var path: String
+        @Option(name: .long, help: "Board name or board file whose defaults apply (as with run --board).") var board: String?
         func run() throws {
-            let loaded = try loadConfig(path)
+            let loaded = try loadConfig(path, board: board)
             print("\(path): ok (site \(loaded.config.site.id), \(loaded.config.buses.count) bus(es), \(loaded.config.devices.count) device(s))")
         }
     }
