@@ -188,6 +188,7 @@ public final class Agent {
         try startMQTT()
         let box = mailbox
         status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
+        status?.update(snapshot: statusJSON(nowWall: Clock.wallMs()))   // never answer with an empty snapshot
         status?.start()
         notify.send("READY=1\nSTATUS=running")
         var firstTurn = true
