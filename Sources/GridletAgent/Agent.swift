@@ -437,11 +437,16 @@ public final class Agent {
                 .object([("at", .string(Timestamp.format(ms: t.atMs))), ("source", .string(t.source)), ("limit_w", .number(t.limitW))])
             }
             return JSONValue.object([("ok", .bool(true)), ("timezone", .string(config.site.timezone)),
-                                     ("active", .array((decision?.activeSchedules ?? []).map { .string($0) })),
+                                     ("active", .array(activeScheduleIDs.map { .string($0) })),
                                      ("transitions", .array(list))]).serialized
         default:
             return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request"))]).serialized
         }
+    }
+
+    /// Ids of the schedules with a window active now (the engine names them `schedule:<id>`).
+    var activeScheduleIDs: [String] {
+        (decision?.activeSchedules ?? []).map { $0.hasPrefix("schedule:") ? String($0.dropFirst(9)) : $0 }
     }
 
     var hardwareMaxNominalW: Double {
@@ -725,7 +730,7 @@ public final class Agent {
             ("comm", .object([("ok", .bool(d?.commOK ?? false)),
                               ("since", .string(Timestamp.format(ms: d?.commSinceMs ?? startedWallMs)))])),
             ("clock_synced", .bool(clockSynced)),
-            ("schedules", .array((d?.activeSchedules ?? []).map { .string($0) })),
+            ("schedules", .array(activeScheduleIDs.map { .string($0) })),
             ("next_transition", d?.nextTransitionMs.map { .string(Timestamp.format(ms: $0)) } ?? .null),
             ("devices", .object(devices)),
         ])

@@ -151,8 +151,12 @@ public struct ScheduleCalendar: Sendable, Equatable {
     public func currentOrNext(scheduleID id: String, atUTC ms: Int64) -> ScheduleWindow? {
         guard let s = schedules.first(where: { $0.id == id }) else { return nil }
         let one = ScheduleCalendar(resolved: [s], zone: zone)
-        return one.transitions(fromUTC: ms - 49 * 3_600_000, limit: 4, horizonDays: 370)
-            .first { $0.kind == .start && $0.window.endMs > ms }?.window
+        // A window running now (it may have started up to ~49 h ago), else the next one to start.
+        if let current = one.windows(fromUTC: ms - 49 * 3_600_000, toUTC: ms + 1)
+            .filter({ $0.startMs <= ms && $0.endMs > ms }).min(by: { $0.startMs < $1.startMs }) {
+            return current
+        }
+        return one.transitions(fromUTC: ms, limit: 2, horizonDays: 370).first { $0.kind == .start }?.window
     }
 
     /// The next `limit` schedule boundaries strictly after `fromMs`, in time order (at most `horizonDays` ahead).

@@ -10,7 +10,8 @@ struct Gridlet: ParsableCommand {
         commandName: "gridlet",
         abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
         version: gridletVersion,
-        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, Boards.self])
+        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, Boards.self,
+                      Events.self, OptOut.self, Schedule.self])
 }
 
 /// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.

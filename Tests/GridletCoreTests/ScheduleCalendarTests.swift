@@ -70,6 +70,18 @@ func calendar(_ s: [ScheduleConfig], zone name: String = "America/New_York",
         #expect(cal.currentOrNext(scheduleID: "nope", atUTC: 0) == nil)
     }
 
+    /// A daily window that is running now is the one an opt-out ends (found by the end-to-end
+    /// test: earlier days' windows used to hide it).
+    @Test func currentOrNextFindsTheRunningWindowOfADailySchedule() throws {
+        let daily = ScheduleConfig(id: "daily", limitW: 0, from: "13:00", to: "21:00", optOut: true)
+        let cal = try calendar([daily], zone: "UTC")
+        #expect(cal.currentOrNext(scheduleID: "daily", atUTC: utc("2027-06-21T14:00:00Z"))?.startMs == utc("2027-06-21T13:00:00Z"))
+        #expect(cal.currentOrNext(scheduleID: "daily", atUTC: utc("2027-06-21T22:00:00Z"))?.startMs == utc("2027-06-22T13:00:00Z"))
+        let overnight = ScheduleConfig(id: "night", limitW: 0, from: "22:00", to: "06:00")
+        let cal2 = try calendar([overnight], zone: "UTC")
+        #expect(cal2.currentOrNext(scheduleID: "night", atUTC: utc("2027-06-22T03:00:00Z"))?.startMs == utc("2027-06-21T22:00:00Z"))
+    }
+
     struct DSTRow: Sendable, CustomTestStringConvertible {
         var name: String, zone: String, from: String, to: String, day: String, start: String, end: String
         var testDescription: String { name }
