@@ -374,7 +374,10 @@ public final class Agent {
             }
         case let .success(command):
             let outcome = engine.handle(command, nowMs: nowWall)
-            if outcome.changed { persist() }
+            if outcome.changed {
+                applyLimits(nowWall: nowWall, nowMono: Clock.monoMs())
+                persist()
+            }
             if let err = outcome.error {
                 reply.append(("ok", .bool(false)))
                 reply.append(("error", errorJSON(err)))
@@ -540,6 +543,14 @@ public final class Agent {
             log.info("event \(r.event): \(r.status.name)")
             enqueue(.response, Records.response(r), wallMs: nowWall)
         }
+        applyLimits(nowWall: nowWall, nowMono: nowMono)
+    }
+
+    /// Decides the effective limit and drives the chargers. Called every turn, and right after
+    /// a command changed the engine, before its state is persisted: the fsync that must precede
+    /// the reply does not delay the charger write.
+    func applyLimits(nowWall: Int64, nowMono: Int64) {
+        guard startSettled else { return }
         var hardwareMaxW = 0.0
         var chargerPowerW = 0.0
         var faulty: String? = nil

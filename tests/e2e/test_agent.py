@@ -168,7 +168,9 @@ def test_comm_loss_fallback_and_replay_in_order(site):
     # Everything produced meanwhile arrives, once, in order, flagged historical.
     def caught_up():
         t = util.of("telemetry")
-        return t and t[-1]["historical"] is False and any(p["historical"] for p in t)
+        seqs = sorted({p["seq"] for _, p in util.seq_records()})
+        return (t and t[-1]["historical"] is False and any(p["historical"] for p in t)
+                and seqs == list(range(seqs[0], seqs[-1] + 1)))
     wait_until(caught_up, 40, what="backlog replayed and live telemetry again")
     records = util.seq_records()
     seqs = [p["seq"] for _, p in records]
