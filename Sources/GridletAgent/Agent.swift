@@ -298,11 +298,17 @@ public final class Agent {
             switch result {
             case .success:
                 if what == .failsafeTimeout { c.failsafeProgrammedFor = value }
-                if what == .setpoint { c.lastWriteError = nil }
+                if what == .setpoint { c.lastWriteError = nil; c.writeFailures = 0 }
             case let .failure(e):
                 if c.lastWriteError == nil { log.error("charger \(links[i].config.name): writing \(what.rawValue) \(JSONValue.format(value)) failed: \(e)") }
                 c.lastWriteError = e.description
-                if what == .setpoint { c.written = nil }
+                if what == .setpoint {
+                    // Unknown what the charger has now: write again, but not in a tight loop
+                    // against a charger that refuses at once (1 s, doubling to 10 s).
+                    c.written = nil
+                    c.writeFailures += 1
+                    c.writeRetryMonoMs = Clock.monoMs() + min(10_000, 1000 << min(c.writeFailures - 1, 4))
+                }
                 if what == .failsafeCurrent || what == .failsafeTimeout { c.failsafeProgrammedFor = nil }
             }
             chargers[i] = c
@@ -608,7 +614,7 @@ public final class Agent {
             }
 
             let changed = c.written != sp
-            if !c.writeInFlight, changed || nowMono - c.lastWriteMonoMs >= refreshMs {
+            if !c.writeInFlight, nowMono >= c.writeRetryMonoMs, changed || nowMono - c.lastWriteMonoMs >= refreshMs {
                 if changed {
                     log.info("charger \(dc.name): \(sp.paused ? "pause (0 A)" : "\(JSONValue.format(sp.amps)) A") for \(JSONValue.format(share)) W (\(d.source), \(JSONValue.format(v)) V)")
                 }

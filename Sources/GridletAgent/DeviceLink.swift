@@ -63,4 +63,6 @@ struct ChargerState {
     var failsafeInFlight = false
     var failsafeRetryMonoMs: Int64 = 0
     var lastWriteError: String?
+    var writeFailures = 0
+    var writeRetryMonoMs: Int64 = 0
 }

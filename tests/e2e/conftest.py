@@ -253,8 +253,12 @@ control:
 """
 
 
+LIVE_AGENTS = []
+
+
 class Agent:
     def __init__(self, workdir, config_text):
+        LIVE_AGENTS.append(self)  # stopped by the fixture even when a test fails half-way
         self.workdir = workdir
         self.config = os.path.join(workdir, "gridlet.yaml")
         with open(self.config, "w") as f:
@@ -336,6 +340,11 @@ def site(workdir):
     try:
         yield s
     finally:
+        while LIVE_AGENTS:
+            try:
+                LIVE_AGENTS.pop().stop()
+            except Exception as e:
+                print("cleanup:", e)
         for stop in reversed(started):
             try:
                 stop()

@@ -283,3 +283,27 @@ def test_starts_without_any_broker_and_controls_locally(site):
     t = util.wait_for("telemetry", lambda p: p["historical"] is True, timeout=30)
     assert t["seq"] >= 1
     assert agent.stop() == 0
+
+
+def test_dead_devices_do_not_make_the_agent_spin(site):
+    """A charger that refuses every connection must not turn retries into a busy loop."""
+    agent = site.make_agent()
+    agent.start()
+    wait_until(lambda: site.charger.last_value(5004) == 16, 15, what="default 16 A")
+    site.charger.stop()
+    site.meter.stop()
+    time.sleep(2)
+
+    def ticks():
+        with open(f"/proc/{agent.proc.pid}/stat") as f:
+            x = f.read().split()
+        return int(x[13]) + int(x[14])
+
+    t0 = ticks()
+    time.sleep(5)
+    used = (ticks() - t0) / os.sysconf("SC_CLK_TCK")
+    assert used < 0.5, f"{used:.2f} s of CPU in 5 s with both devices gone"
+    st = agent.status()
+    assert st["state"]["devices"]["evse"]["ok"] is False
+    assert "refused" in st["devices"]["evse"]["error"]
+    assert agent.stop() == 0
