@@ -363,11 +363,32 @@ private final class SimulatorEngine {
         if let fault = SimulatorFault(text) { sim.setFault(fault, unit: unit) }
     }
 
+    /// Replaces the RTU context by a fresh one on the same device. false when that fails.
+    private func reopenRTU() -> Bool {
+        guard case let .rtu(device, baud, parity, dataBits, stopBits, unit) = sim.transport, let old = ctx else { return false }
+        modbus_close(old)
+        modbus_free(old)
+        ctx = nil
+        rtuFd = -1
+        let p: CChar = switch parity {
+        case .none: CChar(UInt8(ascii: "N"))
+        case .even: CChar(UInt8(ascii: "E"))
+        case .odd: CChar(UInt8(ascii: "O"))
+        }
+        guard let fresh = modbus_new_rtu(device, Int32(baud), p, Int32(dataBits), Int32(stopBits)) else { return false }
+        modbus_set_slave(fresh, Int32(unit))
+        guard modbus_connect(fresh) == 0 else { modbus_free(fresh); return false }
+        ctx = fresh
+        rtuFd = modbus_get_socket(fresh)
+        return true
+    }
+
     func serve(until shouldStop: () -> Bool) {
-        guard let ctx, let mapping else { return }
+        guard ctx != nil, let mapping else { return }
         let header = Int(modbus_get_header_length(ctx))
         var query = [UInt8](repeating: 0, count: Int(gridlet_MODBUS_TCP_MAX_ADU_LENGTH))
         while !shouldStop() {
+            guard let ctx = self.ctx else { return }
             var fds: [pollfd]
             if isRTU {
                 fds = [pollfd(fd: rtuFd, events: Int16(POLLIN), revents: 0)]
@@ -382,7 +403,13 @@ private final class SimulatorEngine {
                         let rc = query.withUnsafeMutableBufferPointer { modbus_receive(ctx, $0.baseAddress) }
                         if rc > 0 {
                             answer(ctx, mapping, query, length: Int(rc), header: header)
-                        } else if rc < 0 {
+                        } else if rc == 0 {
+                            // A request for another unit: libmodbus then also drops the *next*
+                            // frame (it expects the other unit's answer). A silent unit never
+                            // answers, so start with a fresh context instead.
+                            if !reopenRTU() { return }
+                            continue
+                        } else {
                             modbus_flush(ctx)
                             if fds[0].revents & Int16(POLLHUP | POLLERR) != 0 { usleep(50_000) }
                         }
