@@ -14,6 +14,7 @@ struct BenchPoll: ParsableCommand {
     @Option(name: .long, help: "HOST:PORT") var tcp: String
     @Option(name: .long, help: "Unit id.") var unit: Int?
     @Option(name: .long, help: "Seconds to run.") var seconds: Double = 3
+    @Flag(name: .long, help: "Only print the read blocks as FC:ADDRESS:COUNT.") var printBlocks = false
 
     func run() throws {
         let p: DeviceProfile
@@ -23,6 +24,10 @@ struct BenchPoll: ParsableCommand {
         defer { bus.stop() }
         let reader = DeviceReader(profile: p, unit: unit, deviceName: "bench")
         _ = try reader.read(on: bus).get()   // connect (and SunSpec discovery) outside the measurement
+        if printBlocks {
+            print(reader.blocks.map { "\($0.table.readFunction):\($0.address):\($0.count)" }.joined(separator: " "))
+            return
+        }
         let start = Clock.monoMs()
         let end = start + Int64(seconds * 1000)
         var polls = 0

@@ -166,4 +166,22 @@ func tcpBus(_ port: Int, name: String = "lan", timeoutMs: Int = 500, retries: In
         let expected = try #require(sim.currentValues()["power_w"])
         #expect(abs(value - expected) <= abs(expected) * 1e-6, "mbpoll \(value) vs simulator \(expected)")
     }
+
+    @Test func mbpollReadsAWordSwappedProfile() throws {
+        let mbpoll = TestSupport.which("mbpoll")
+        try #require(mbpoll != nil, "mbpoll is not installed (apt-get install -y mbpoll)")
+        let sim = try startSimulator("carlo-gavazzi-em24")
+        defer { sim.stop() }
+        // power_w: input register 0x28 (reference 41), int32 least significant word first (mbpoll's
+        // default word order for 32-bit values; -B would be hi_first), 0.1 W.
+        let (status, output) = TestSupport.run([mbpoll!, "-m", "tcp", "-a", "1", "-r", "41", "-c", "1", "-t", "3:int",
+                                                "-1", "-p", String(sim.port), "127.0.0.1"])
+        #expect(status == 0, "mbpoll failed: \(output)")
+        let line = output.split(separator: "\n").first { $0.hasPrefix("[41]:") }
+        let text = try #require(line, "no [41] line in mbpoll output: \(output)").dropFirst(5)
+            .filter { $0 != " " && $0 != "\t" }
+        let raw = try #require(Double(String(text)), "cannot parse '\(text)'")
+        let expected = try #require(sim.currentValues()["power_w"])
+        #expect(abs(raw * 0.1 - expected) < 1e-6, "mbpoll \(raw) x 0.1 vs simulator \(expected)")
+    }
 }
