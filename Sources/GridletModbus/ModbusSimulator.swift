@@ -459,6 +459,8 @@ private final class SimulatorEngine {
             break
         }
         let write = parseWrite(query, length: rc, header: header)
+        // Recorded before the reply, so a client that saw its write acknowledged finds it in `writes`.
+        if let write { sim.record(write) }
         _ = query.withUnsafeBufferPointer { modbus_reply(ctx, $0.baseAddress, Int32(rc), mapping) }
         if let write { handle(write) }
     }
@@ -500,7 +502,6 @@ private final class SimulatorEngine {
     }
 
     private func handle(_ w: ModbusWrite) {
-        sim.record(w)
         if let log {
             let line = "{\"ts_ms\":\(w.timestampMs),\"unit\":\(w.unit),\"address\":\(w.address),\"values\":[\(w.values.map(String.init).joined(separator: ","))]}\n"
             fputs(line, log)
