@@ -49,6 +49,7 @@ public final class Agent {
     var lastRestoring = false
     var governors: [Int: ChargerGovernor] = [:]
     var health: [DeviceHealth]
+    var polls: PollScheduler
     var chargers: [Int: ChargerState] = [:]
     var connected = false
     var inflight: [Int32: UInt64] = [:]
@@ -116,6 +117,7 @@ public final class Agent {
         }
         self.links = links
         self.health = Array(repeating: DeviceHealth(), count: links.count)
+        self.polls = PollScheduler(intervalsMs: links.map(\.config.pollMs))
         for (i, l) in links.enumerated() where l.config.role == .charger {
             chargers[i] = ChargerState()
             governors[i] = ChargerGovernor(minDwellMs: config.control.minDwellMs)
@@ -252,7 +254,7 @@ public final class Agent {
     func nextWaitMs() -> Int64 {
         let now = Clock.monoMs()
         var wait: Int64 = 200
-        for h in health where !h.pollInFlight { wait = min(wait, h.nextPollMonoMs - now) }
+        if let w = polls.nextWaitMs(nowMs: now) { wait = min(wait, w) }
         wait = min(wait, nextTelemetryMonoMs - now)
         if connected, !pendingLive.isEmpty { wait = 1 }
         if connected, inflight.count < 16, queue.stats.records > inflight.count { wait = min(wait, max(1, nextReplayUs / 1000 - now)) }
@@ -266,7 +268,7 @@ public final class Agent {
         let nowMono = Clock.monoMs()
         switch input {
         case let .polled(i, result):
-            health[i].pollInFlight = false
+            polls.completed(i, success: (try? result.get()) != nil, nowMs: nowMono)
             switch result {
             case let .success(values):
                 if !health[i].ok { log.info("device \(links[i].config.name) answering") }
@@ -275,18 +277,13 @@ public final class Agent {
                 health[i].lastOKWallMs = nowWall
                 health[i].lastOKMonoMs = nowMono
                 health[i].lastError = nil
-                health[i].consecutiveFailures = 0
                 if i == ledgerMeterIndex() { meterSampleFresh = true }
-                health[i].nextPollMonoMs = max(health[i].nextPollMonoMs, nowMono)
             case let .failure(e):
                 if health[i].ok || health[i].lastError == nil { log.warning("device \(links[i].config.name): \(e)") }
                 health[i].ok = false
                 health[i].values = [:]
                 health[i].lastError = e.description
-                health[i].consecutiveFailures += 1
-                // Back off a device that stops answering, so it does not hold up its bus.
-                let backoff = min(Int64(30_000), links[i].config.pollMs << min(health[i].consecutiveFailures - 1, 5))
-                health[i].nextPollMonoMs = nowMono + backoff
+                // PollScheduler backs off a device that stops answering, so it does not hold up its bus.
             }
         case let .wrote(i, what, value, result):
             guard var c = chargers[i] else { return }
@@ -515,9 +512,7 @@ public final class Agent {
     }
 
     func schedulePolls(_ nowMono: Int64) {
-        for i in links.indices where !health[i].pollInFlight && nowMono >= health[i].nextPollMonoMs {
-            health[i].pollInFlight = true
-            health[i].nextPollMonoMs = nowMono + links[i].config.pollMs
+        for i in polls.due(nowMs: nowMono) {
             let box = mailbox
             links[i].poll { result in box.post(.polled(device: i, result: result)) }
         }
@@ -614,7 +609,9 @@ public final class Agent {
             }
 
             let changed = c.written != sp
-            if !c.writeInFlight, nowMono >= c.writeRetryMonoMs, changed || nowMono - c.lastWriteMonoMs >= refreshMs {
+            // Chargers that drop a setpoint after a validity time (Alfen) get it rewritten at half of it.
+            let rewriteMs = ctl.setpointValidityS.map { min(refreshMs, Int64($0 * 500)) } ?? refreshMs
+            if !c.writeInFlight, nowMono >= c.writeRetryMonoMs, changed || nowMono - c.lastWriteMonoMs >= rewriteMs {
                 if changed {
                     log.info("charger \(dc.name): \(sp.paused ? "pause (0 A)" : "\(JSONValue.format(sp.amps)) A") for \(JSONValue.format(share)) W (\(d.source), \(JSONValue.format(v)) V)")
                 }

@@ -41,9 +41,6 @@ struct DeviceHealth {
     var lastOKMonoMs: Int64?
     var lastError: String?
     var ok = false
-    var pollInFlight = false
-    var nextPollMonoMs: Int64 = 0
-    var consecutiveFailures = 0
 
     func value(_ name: String) -> Double? { values[name] ?? nil }
 

@@ -7,7 +7,8 @@ import Synchronization
 
 /// The local CLI socket (`site.socket`, mode 0660). One request line per connection:
 /// `status` returns the latest snapshot, `read DEVICE` reads the device through the daemon's
-/// own bus (so there is one master per bus). The answer is one JSON document.
+/// own bus (so there is one master per bus), `modbus ...` and `scan ...` run diagnostics on a
+/// configured bus (see DiagnosticsRequests). The answer is one JSON document.
 final class StatusServer: Sendable {
     let path: String
     private let fd: Int32
@@ -117,8 +118,12 @@ final class StatusServer: Sendable {
             }
             return DeviceRead.json(profile: link.profile, device: link.config.name, result: link.reader.read(on: link.bus),
                                    only: Array(words.dropFirst(2)))
+        case "modbus", "scan":
+            var buses: [ModbusBus] = []
+            for l in links where !buses.contains(where: { $0 === l.bus }) { buses.append(l.bus) }
+            return DiagnosticsRequests.respond(words, buses: buses)
         default:
-            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status or read DEVICE"))]).serialized
+            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status, read DEVICE, modbus or scan"))]).serialized
         }
     }
 }

@@ -4,7 +4,14 @@ public enum BuiltinProfiles {
     public static let sources: [(name: String, yaml: String)] = [
         ("eastron-sdm630", eastronSDM630),
         ("eastron-sdm120", eastronSDM120),
+        ("carlo-gavazzi-em24", carloGavazziEM24),
+        ("carlo-gavazzi-em340", carloGavazziEM340),
+        ("sunspec-meter", sunspecMeter),
         ("vestel-evc04", vestelEVC04),
+        ("webasto-next", webastoNext),
+        ("alfen-eve", alfenEve),
+        ("bender-cc613", benderCC613),
+        ("abb-terra-ac", abbTerraAC),
     ]
 
     public static var names: [String] { sources.map(\.name) }

@@ -173,7 +173,11 @@ private struct ConfigDecoder {
             kind = .tcp(host: host, port: port)
         case "rtu":
             for k in Self.tcpOnlyKeys where m.has(k) {
-                throw m.error(k, "applies to tcp buses only (this bus has kind: rtu)")
+                // RTU framing over TCP (cheap serial-to-Ethernet adapters) is not something
+                // libmodbus 3.1.6 can speak: say what to configure instead.
+                throw m.error(k, "applies to tcp buses only (this bus has kind: rtu). For an RS-485-to-Ethernet adapter that "
+                    + "forwards raw RTU frames over TCP, either switch the adapter to Modbus TCP mode (then kind: tcp), or run "
+                    + "`socat pty,link=/dev/ttyV0,raw,echo=0 tcp:HOST:PORT` and use kind: rtu with device: /dev/ttyV0")
             }
             guard let device = try absolutePath(&m, "device") else { throw m.missing("device") }
             let baud = try m.int("baud") ?? 9600

@@ -36,10 +36,20 @@ public struct ProfilePoint: Sendable, Equatable {
     public var scale: Double
     public var unit: String
     public var verified: Bool
+    /// SunSpec: the point's ID in the SunSpec model (e.g. `W`, `AphA`); the address is filled in
+    /// by discovery (`SunSpec.resolve`). nil for ordinary points.
+    public var sunspecID: String?
+    /// SunSpec scale factor register (sunssf, int16): `value = raw * scale * 10^sf`.
+    public var scaleFactorAddress: Int?
+    /// SunSpec "not implemented" sentinels apply (0x8000 int16, 0xFFFF uint16, 0x80000000 int32,
+    /// 0 for acc32/uint32, NaN floats; sunssf 0x8000): such values decode as missing (nil).
+    public var notImplementedSentinels: Bool
     public init(name: String, address: Int, table: RegisterTable, type: RegisterType, wordOrder: WordOrder = .hiFirst,
-                scale: Double = 1, unit: String = "", verified: Bool = false) {
+                scale: Double = 1, unit: String = "", verified: Bool = false, sunspecID: String? = nil,
+                scaleFactorAddress: Int? = nil, notImplementedSentinels: Bool = false) {
         self.name = name; self.address = address; self.table = table; self.type = type
         self.wordOrder = wordOrder; self.scale = scale; self.unit = unit; self.verified = verified
+        self.sunspecID = sunspecID; self.scaleFactorAddress = scaleFactorAddress; self.notImplementedSentinels = notImplementedSentinels
     }
 }
 
@@ -66,10 +76,30 @@ public struct ChargerControl: Sendable, Equatable {
     public var aliveValue: Int
     /// Resolution of the setpoint in A (amps are rounded down to it).
     public var currentResolution: Double
+    /// The charger drops a written setpoint after this many seconds unless it is written again
+    /// (Alfen "validity time", set in the installer tool, not over Modbus). The agent must rewrite
+    /// the setpoint well within it (at most every `setpointValidityS / 2`). nil: the setpoint stays.
+    public var setpointValidityS: Double?
+    /// Fraction of the failsafe timeout after which the alive register (or the setpoint) is
+    /// written again (evcc: Vestel 1/4, Webasto Next 1/2). nil: the agent's default.
+    public var refreshFraction: Double?
     public init(chargingCurrent: ProfileRegister, failsafeCurrent: ProfileRegister? = nil, failsafeTimeout: ProfileRegister? = nil,
-                alive: ProfileRegister? = nil, aliveValue: Int = 1, currentResolution: Double = 1) {
+                alive: ProfileRegister? = nil, aliveValue: Int = 1, currentResolution: Double = 1,
+                setpointValidityS: Double? = nil, refreshFraction: Double? = nil) {
         self.chargingCurrent = chargingCurrent; self.failsafeCurrent = failsafeCurrent; self.failsafeTimeout = failsafeTimeout
         self.alive = alive; self.aliveValue = aliveValue; self.currentResolution = currentResolution
+        self.setpointValidityS = setpointValidityS; self.refreshFraction = refreshFraction
+    }
+}
+
+/// SunSpec discovery parameters of a profile (`sunspec:` section).
+public struct SunSpecSettings: Sendable, Equatable {
+    /// Where to look for the "SunS" marker, in order.
+    public var bases: [Int]
+    /// Acceptable meter models, in order of preference when a device has several.
+    public var models: [Int]
+    public init(bases: [Int] = [40000, 0, 50000], models: [Int] = [201, 202, 203, 204, 211, 212, 213, 214]) {
+        self.bases = bases; self.models = models
     }
 }
 
@@ -87,10 +117,14 @@ public struct DeviceProfile: Sendable, Equatable {
     public var sources: [String]
     public var points: [ProfilePoint]
     public var control: ChargerControl?
+    /// Set for SunSpec devices: the point addresses are found by discovery (see `SunSpec`).
+    public var sunspec: SunSpecSettings?
     public init(name: String, kind: DeviceKind, vendor: String, model: String, defaultUnit: Int = 1, transport: String = "rtu",
-                notes: String = "", sources: [String] = [], points: [ProfilePoint], control: ChargerControl? = nil) {
+                notes: String = "", sources: [String] = [], points: [ProfilePoint], control: ChargerControl? = nil,
+                sunspec: SunSpecSettings? = nil) {
         self.name = name; self.kind = kind; self.vendor = vendor; self.model = model; self.defaultUnit = defaultUnit
         self.transport = transport; self.notes = notes; self.sources = sources; self.points = points; self.control = control
+        self.sunspec = sunspec
     }
     public func point(_ name: String) -> ProfilePoint? { points.first { $0.name == name } }
 }

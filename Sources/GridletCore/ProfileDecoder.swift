@@ -21,6 +21,9 @@
 ///   resolution: 1
 /// ```
 /// Point keys: address (required), table, type, word_order, scale, unit, verified.
+/// Control keys also: setpoint_validity_s (the charger drops the setpoint after it), refresh_fraction.
+/// SunSpec profiles have `sunspec: { bases: [40000, 0, 50000], models: [201, ..., 214] }` and
+/// points `{ sunspec: W, unit: W }` (SunSpec point ID instead of address; see `SunSpec`).
 /// Unknown keys anywhere are errors.
 extension DeviceProfile {
     public static func decode(_ node: YAMLNode, file: String?) throws(YAMLError) -> DeviceProfile {
@@ -51,6 +54,31 @@ extension DeviceProfile {
         }
         let notes = try m.string("notes") ?? ""
 
+        var sunspec: SunSpecSettings?
+        if var ss = try m.map("sunspec") {
+            var settings = SunSpecSettings()
+            if let items = try ss.sequence("bases") {
+                settings.bases = try items.enumerated().map { (i, item) throws(YAMLError) -> Int in
+                    guard case let .scalar(s, _) = item.value, let v = YAMLScalar.int(s), (0...65533).contains(v) else {
+                        throw YAMLError(path: "\(ss.childPath("bases"))[\(i)]", line: item.line, message: "expected a register address", file: file)
+                    }
+                    return v
+                }
+            }
+            if let items = try ss.sequence("models") {
+                settings.models = try items.enumerated().map { (i, item) throws(YAMLError) -> Int in
+                    guard case let .scalar(s, _) = item.value, let v = YAMLScalar.int(s), SunSpec.meterModels.contains(v) else {
+                        throw YAMLError(path: "\(ss.childPath("models"))[\(i)]", line: item.line,
+                                        message: "expected a SunSpec meter model (201-204, 211-214)", file: file)
+                    }
+                    return v
+                }
+            }
+            if settings.bases.isEmpty || settings.models.isEmpty { throw ss.error("bases", "bases and models must not be empty") }
+            try ss.finish()
+            sunspec = settings
+        }
+
         var defTable = RegisterTable.holding
         var defType = RegisterType.uint16
         var defOrder = WordOrder.hiFirst
@@ -68,6 +96,21 @@ extension DeviceProfile {
         for key in pm.keys {
             guard var p = try pm.map(key) else { throw pm.error(key, "expected a mapping with at least an address") }
             if key.isEmpty { throw pm.error(key, "point name must not be empty") }
+            if sunspec != nil {
+                // SunSpec points name their SunSpec ID; discovery fills in address, type and scale factor.
+                guard let id = try p.string("sunspec") else { throw p.missing("sunspec") }
+                guard SunSpec.isKnownPoint(id) else {
+                    throw p.error("sunspec", "unknown SunSpec meter point '\(id)'; known: \(SunSpec.knownPoints.joined(separator: ", "))")
+                }
+                let scale = try p.double("scale") ?? 1
+                if scale == 0 { throw p.error("scale", "must not be 0") }
+                let unitName = try p.string("unit") ?? ""
+                let verified = try p.bool("verified") ?? defVerified
+                try p.finish()
+                points.append(ProfilePoint(name: key, address: 0, table: .holding, type: .int16, scale: scale, unit: unitName,
+                                           verified: verified, sunspecID: id, notImplementedSentinels: true))
+                continue
+            }
             let type = try p.registerType("type") ?? defType
             guard let address = try p.int("address", in: 0...(65536 - type.registerCount)) else { throw p.missing("address") }
             let table = try p.table("table") ?? defTable
@@ -97,15 +140,18 @@ extension DeviceProfile {
                 try a.finish()
             }
             let resolution = try c.double("resolution", in: 0.001...100) ?? 1
+            let validity = try c.double("setpoint_validity_s", in: 2...86400)
+            let fraction = try c.double("refresh_fraction", in: 0.05...0.9)
             try c.finish()
             control = ChargerControl(chargingCurrent: charging, failsafeCurrent: failsafeCurrent, failsafeTimeout: failsafeTimeout,
-                                     alive: alive, aliveValue: aliveValue, currentResolution: resolution)
+                                     alive: alive, aliveValue: aliveValue, currentResolution: resolution,
+                                     setpointValidityS: validity, refreshFraction: fraction)
         } else if kind == .charger {
             throw m.missing("control")
         }
         try m.finish()
         return DeviceProfile(name: name, kind: kind, vendor: vendor, model: model, defaultUnit: unit, transport: transport,
-                             notes: notes, sources: sources, points: points, control: control)
+                             notes: notes, sources: sources, points: points, control: control, sunspec: sunspec)
     }
 }
 

@@ -1,4 +1,5 @@
 import GridletCore
+import Synchronization
 
 /// One read transaction covering several points of the same table.
 public struct ReadBlock: Sendable, Equatable {
@@ -10,11 +11,24 @@ public struct ReadBlock: Sendable, Equatable {
 
 /// Reads every point of a device profile for one unit through a `ModbusBus`, merging points of
 /// the same table into as few transactions as possible.
+///
+/// SunSpec profiles (`profile.sunspec`) are resolved on the first read by `SunSpecDiscovery`
+/// (marker, model list, meter model); the resulting point map is cached for this reader.
 public struct DeviceReader: Sendable {
     public let profile: DeviceProfile
     public let unit: Int
     public let deviceName: String
-    public let blocks: [ReadBlock]
+    private let selected: [String]?
+    private let maxRegisters: Int
+    private let maxHole: Int
+    private let planned: [ReadBlock]
+    private let discovered: SunSpecCache?
+
+    /// The read transactions (for SunSpec profiles: empty until discovery succeeded).
+    public var blocks: [ReadBlock] { discovered.map { $0.blocks() ?? [] } ?? planned }
+
+    /// The SunSpec model and address found by discovery, if any.
+    public var sunspecModel: (id: Int, address: Int)? { discovered?.model() }
 
     /// - Parameters:
     ///   - maxRegisters: largest read (Modbus allows 125).
@@ -24,26 +38,44 @@ public struct DeviceReader: Sendable {
         self.profile = profile
         self.unit = unit ?? profile.defaultUnit
         self.deviceName = deviceName ?? profile.name
-        let selected = points.map { names in profile.points.filter { names.contains($0.name) } } ?? profile.points
-        self.blocks = DeviceReader.plan(selected, maxRegisters: maxRegisters, maxHole: maxHole)
+        self.selected = points
+        self.maxRegisters = maxRegisters
+        self.maxHole = maxHole
+        if profile.sunspec != nil {
+            planned = []
+            discovered = SunSpecCache()
+        } else {
+            planned = DeviceReader.plan(DeviceReader.select(profile.points, points), maxRegisters: maxRegisters, maxHole: maxHole)
+            discovered = nil
+        }
+    }
+
+    private static func select(_ all: [ProfilePoint], _ names: [String]?) -> [ProfilePoint] {
+        names.map { names in all.filter { names.contains($0.name) } } ?? all
     }
 
     /// Groups points into contiguous read ranges of at most `maxRegisters` registers,
     /// bridging holes of at most `maxHole` registers. Blocks are sorted by table then address.
+    /// A point's scale factor register (SunSpec) is read in the same block as the point.
     public static func plan(_ points: [ProfilePoint], maxRegisters: Int = 125, maxHole: Int = 8) -> [ReadBlock] {
         var blocks: [ReadBlock] = []
         let limit = max(4, min(125, maxRegisters))
+        func span(_ p: ProfilePoint) -> (lo: Int, hi: Int) {
+            let end = p.address + p.type.registerCount   // exclusive
+            guard let sf = p.scaleFactorAddress else { return (p.address, end) }
+            return (min(p.address, sf), max(end, sf + 1))
+        }
         for table in [RegisterTable.holding, .input] {
             let sorted = points.filter { $0.table == table }.sorted {
-                $0.address != $1.address ? $0.address < $1.address : $0.name < $1.name
+                span($0).lo != span($1).lo ? span($0).lo < span($1).lo : $0.name < $1.name
             }
             var current: ReadBlock?
             for p in sorted {
-                let end = p.address + p.type.registerCount   // exclusive
+                let (lo, hi) = span(p)
                 if var b = current {
                     let blockEnd = b.address + b.count
-                    let hole = p.address - blockEnd
-                    let newCount = max(blockEnd, end) - b.address
+                    let hole = lo - blockEnd
+                    let newCount = max(blockEnd, hi) - b.address
                     if hole <= maxHole && newCount <= limit {
                         b.count = newCount
                         b.points.append(p)
@@ -52,21 +84,28 @@ public struct DeviceReader: Sendable {
                     }
                     blocks.append(b)
                 }
-                current = ReadBlock(table: table, address: p.address, count: p.type.registerCount, points: [p])
+                current = ReadBlock(table: table, address: lo, count: hi - lo, points: [p])
             }
             if let b = current { blocks.append(b) }
         }
         return blocks
     }
 
-    /// Decodes the points of `block` from its registers. nil values are NaN/infinite floats.
+    /// Decodes the points of `block` from its registers. nil values are NaN/infinite floats and
+    /// SunSpec "not implemented" values.
     public static func decode(_ block: ReadBlock, registers: [UInt16]) -> [String: Double?] {
         var out: [String: Double?] = [:]
         for p in block.points {
             let start = p.address - block.address
             let end = start + p.type.registerCount
             guard start >= 0, end <= registers.count else { out[p.name] = .some(nil); continue }
-            out[p.name] = .some(RegisterCodec.decode(registers[start..<end], type: p.type, order: p.wordOrder, scale: p.scale))
+            var sf: UInt16?
+            if let a = p.scaleFactorAddress {
+                let i = a - block.address
+                guard i >= 0, i < registers.count else { out[p.name] = .some(nil); continue }
+                sf = registers[i]
+            }
+            out[p.name] = .some(PointCodec.decode(p, registers[start..<end], sf: sf))
         }
         return out
     }
@@ -74,7 +113,29 @@ public struct DeviceReader: Sendable {
     /// Reads all blocks one after another; `completion` runs on the bus thread with every point
     /// (point name -> value, nil for NaN) or the first error.
     public func read(on bus: ModbusBus, completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
-        readBlock(0, on: bus, values: [:], completion: completion)
+        guard let cache = discovered, let settings = profile.sunspec else {
+            readBlocks(planned, 0, on: bus, values: [:], completion: completion)
+            return
+        }
+        if let blocks = cache.blocks() {
+            readBlocks(blocks, 0, on: bus, values: [:], completion: completion)
+            return
+        }
+        let (profile, selected, maxRegisters, maxHole) = (self.profile, self.selected, self.maxRegisters, self.maxHole)
+        let reader = self
+        SunSpecDiscovery(settings: settings, unit: unit, deviceName: deviceName).run(on: bus) { result in
+            switch result {
+            case let .failure(e): completion(.failure(e))
+            case let .success(found):
+                guard let resolved = SunSpec.resolve(profile, model: found.id, modelAddress: found.address) else {
+                    completion(.failure(found.error("model \(found.id) is not a meter model")))
+                    return
+                }
+                let blocks = DeviceReader.plan(DeviceReader.select(resolved.points, selected), maxRegisters: maxRegisters, maxHole: maxHole)
+                cache.store(model: (found.id, found.address), blocks: blocks)
+                reader.readBlocks(blocks, 0, on: bus, values: [:], completion: completion)
+            }
+        }
     }
 
     /// Reads all blocks and waits. Must not be called from the bus thread.
@@ -85,8 +146,8 @@ public struct DeviceReader: Sendable {
         return slot.wait { $0 }!
     }
 
-    private func readBlock(_ index: Int, on bus: ModbusBus, values: [String: Double?],
-                           completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
+    private func readBlocks(_ blocks: [ReadBlock], _ index: Int, on bus: ModbusBus, values: [String: Double?],
+                            completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
         guard index < blocks.count else { completion(.success(values)); return }
         let block = blocks[index]
         bus.submit(.read(table: block.table, address: block.address, count: block.count, unit: unit, deviceName: deviceName)) { result in
@@ -95,8 +156,17 @@ public struct DeviceReader: Sendable {
             case let .success(regs):
                 var merged = values
                 for (k, v) in DeviceReader.decode(block, registers: regs) { merged[k] = v }
-                readBlock(index + 1, on: bus, values: merged, completion: completion)
+                readBlocks(blocks, index + 1, on: bus, values: merged, completion: completion)
             }
         }
     }
+}
+
+/// The SunSpec point map a reader found, shared by copies of the reader.
+final class SunSpecCache: Sendable {
+    private struct Found: Sendable { var model: (id: Int, address: Int); var blocks: [ReadBlock] }
+    private let state = Mutex<Found?>(nil)
+    func blocks() -> [ReadBlock]? { state.withLock { $0?.blocks } }
+    func model() -> (id: Int, address: Int)? { state.withLock { $0?.model } }
+    func store(model: (id: Int, address: Int), blocks: [ReadBlock]) { state.withLock { $0 = Found(model: model, blocks: blocks) } }
 }

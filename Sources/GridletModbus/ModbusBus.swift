@@ -8,6 +8,8 @@ public enum ModbusRequest: Sendable, Equatable {
     case read(table: RegisterTable, address: Int, count: Int, unit: Int, deviceName: String)
     /// Writes holding registers (fc 6 for one value, fc 16 for more); the result echoes `values`.
     case write(address: Int, values: [UInt16], unit: Int, deviceName: String)
+    /// Writes holding registers with fc 16 even for a single register (diagnostics).
+    case writeMultiple(address: Int, values: [UInt16], unit: Int, deviceName: String)
 }
 
 /// A Modbus bus (one TCP endpoint or one serial line) served by its own POSIX thread, which
@@ -98,7 +100,7 @@ public final class ModbusBus: Sendable {
         switch request {
         case let .read(table, a, c, u, d):
             (device, unit, function, address, count) = (d, u, table == .holding ? "read holding registers" : "read input registers", a, c)
-        case let .write(a, v, u, d):
+        case let .write(a, v, u, d), let .writeMultiple(a, v, u, d):
             (device, unit, function, address, count) = (d, u, "write holding registers", a, v.count)
         }
         return ModbusError(code: 0, kind: .stopped, device: device, bus: name, unit: unit, function: function,
@@ -132,6 +134,9 @@ public final class ModbusBus: Sendable {
                 return .success(try connection.readRegisters(table: table, address: address, count: count, unit: unit, device: device))
             case let .write(address, values, unit, device):
                 try connection.writeRegisters(address: address, values: values, unit: unit, device: device)
+                return .success(values)
+            case let .writeMultiple(address, values, unit, device):
+                try connection.writeRegisters(address: address, values: values, unit: unit, device: device, forceMultiple: true)
                 return .success(values)
             }
         } catch {

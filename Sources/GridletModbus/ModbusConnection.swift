@@ -130,8 +130,9 @@ public final class ModbusConnection {
     }
 
     /// Writes holding registers: fc 6 for one value, fc 16 for several.
-    public func writeRegisters(address: Int, values: [UInt16], unit: Int, device: String? = nil) throws(ModbusError) {
-        if values.count == 1 { return try writeRegister(address: address, value: values[0], unit: unit, device: device) }
+    public func writeRegisters(address: Int, values: [UInt16], unit: Int, device: String? = nil,
+                               forceMultiple: Bool = false) throws(ModbusError) {
+        if values.count == 1 && !forceMultiple { return try writeRegister(address: address, value: values[0], unit: unit, device: device) }
         let function = "write holding registers"
         guard (1...123).contains(values.count), address >= 0, address + values.count <= 65536 else {
             throw invalid(device: device, unit: unit, function: function, address: address, count: values.count,

@@ -11,7 +11,7 @@ struct Gridlet: ParsableCommand {
         abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
         version: gridletVersion,
         subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, Boards.self,
-                      Events.self, OptOut.self, Schedule.self])
+                      Events.self, OptOut.self, Schedule.self, Scan.self, ModbusCommand.self, BenchPoll.self])
 }
 
 /// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.
@@ -235,24 +235,5 @@ struct Profiles: ParsableCommand {
             }
         }
         if json { print(JSONValue.array(rows).serialized) }
-    }
-}
-
-struct Simulate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Serve a profile's register map over Modbus TCP (libmodbus server) for demos and tests.")
-    @Argument(help: "Built-in profile name or profile file.") var profile: String
-    @Option(name: .long, help: "TCP port.") var port: Int = 1502
-    @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
-    @Flag(name: .long, help: "Keep values constant (for exact comparisons).") var frozen = false
-    @Option(name: .long, help: "Append every write received as a JSON line to this file.") var writeLog: String?
-    @Option(name: .long, help: "Serve this phase voltage on every phase (e.g. 230).") var voltage: Double?
-
-    func run() throws {
-        let p: DeviceProfile
-        do { p = try ProfileLibrary.profile(profile) } catch { throw Failure("\(error)", code: 2) }
-        let sim = ModbusSimulator(profile: p, host: host, port: port, frozen: frozen, voltage: voltage, writeLog: writeLog)
-        installSimulatorSignals()
-        printError("<5>gridlet simulate: \(p.name) on \(host):\(port)\(frozen ? " (frozen)" : "")")
-        do { try sim.runForever(until: { simulatorStop() }) } catch { throw Failure("\(error)") }
     }
 }

@@ -464,6 +464,16 @@ let badCases: [BadCase] = [
     devices: [{name: m, bus: b, profile: p1}]
     mqtt: {host: b}
     """, path: "buses[0].port", line: 6, fragment: "applies to tcp buses only"),
+    BadCase(name: "rtu over tcp (host on an rtu bus)", yaml: """
+    site: {id: s1}
+    buses:
+      - name: b
+        kind: rtu
+        host: 192.168.1.50
+        device: /dev/ttyUSB0
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    """, path: "buses[0].host", line: 5, fragment: "run `socat pty,link=/dev/ttyV0,raw,echo=0 tcp:HOST:PORT` and use kind: rtu with device: /dev/ttyV0"),
     BadCase(name: "non-standard baud", yaml: """
     site: {id: s1}
     buses: [{name: b, kind: rtu, device: /dev/ttyUSB0, baud: 9601}]

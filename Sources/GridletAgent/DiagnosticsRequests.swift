@@ -1,0 +1,78 @@
+import GridletCore
+import GridletModbus
+
+/// Diagnostics requests on the local socket and their JSON answers (also used by the CLI when
+/// no daemon runs, so both paths print the same).
+///
+/// - `modbus BUS UNIT read FC ADDRESS COUNT`
+/// - `modbus BUS UNIT write FC ADDRESS V1,V2,...` (raw register values)
+/// - `scan BUS FROM TO`
+public enum DiagnosticsRequests {
+    public static func modbusJSON(bus: String, unit: Int, op: ModbusDiagnostics.Operation,
+                                  result: Result<[UInt16], ModbusError>, via: String = "direct") -> String {
+        var fields: [(String, JSONValue)] = [("via", .string(via)), ("bus", .string(bus)), ("unit", .number(Double(unit)))]
+        switch op {
+        case let .read(fc, address, count):
+            fields += [("function", .number(Double(fc))), ("address", .number(Double(address))), ("count", .number(Double(count)))]
+        case let .write(fc, address, values):
+            fields += [("function", .number(Double(fc))), ("address", .number(Double(address))), ("count", .number(Double(values.count)))]
+        }
+        switch result {
+        case let .success(regs):
+            return JSONValue.object([("ok", .bool(true))] + fields + [("registers", .array(regs.map { .number(Double($0)) }))]).serialized
+        case let .failure(e):
+            var err: [(String, JSONValue)] = [("error", .string(e.description)), ("message", .string(e.message))]
+            if case let .exception(code) = e.kind { err.append(("exception", .number(Double(code)))) }
+            return JSONValue.object([("ok", .bool(false))] + fields + err).serialized
+        }
+    }
+
+    public static func scanJSON(bus: String, results: [(unit: Int, probe: ModbusDiagnostics.Probe)], elapsedMs: Int64,
+                                via: String = "direct") -> String {
+        let found = results.filter { $0.probe.found }.map { r -> JSONValue in
+            var f: [(String, JSONValue)] = [("unit", .number(Double(r.unit)))]
+            if case let .exception(c) = r.probe { f.append(("exception", .number(Double(c)))) }
+            return .object(f)
+        }
+        return JSONValue.object([("ok", .bool(true)), ("via", .string(via)), ("bus", .string(bus)), ("scanned", .number(Double(results.count))),
+                                 ("elapsed_ms", .number(Double(elapsedMs))), ("found", .array(found))]).serialized
+    }
+
+    static func error(_ text: String) -> String {
+        JSONValue.object([("ok", .bool(false)), ("error", .string(text))]).serialized
+    }
+
+    /// Answers a `modbus` or `scan` request on one of the daemon's buses.
+    static func respond(_ words: [String], buses: [ModbusBus]) -> String {
+        guard words.count >= 2 else { return error("usage: modbus BUS UNIT read|write ... or scan BUS FROM TO") }
+        guard let bus = buses.first(where: { $0.name == words[1] }) else {
+            return error("unknown bus '\(words[1])'; configured: \(buses.map(\.name).joined(separator: ", "))")
+        }
+        if words[0] == "scan" {
+            guard words.count == 4, let from = Int(words[2]), let to = Int(words[3]), from >= 0, from <= to, to <= 255 else {
+                return error("usage: scan BUS FROM TO")
+            }
+            let start = Clock.monoMs()
+            let results = ModbusDiagnostics.scan(from...to, on: bus)
+            return scanJSON(bus: bus.name, results: results, elapsedMs: Clock.monoMs() - start, via: "daemon")
+        }
+        guard words.count == 7, let unit = Int(words[2]), let fc = Int(words[4]), let address = Int(words[5]) else {
+            return error("usage: modbus BUS UNIT read FC ADDRESS COUNT | modbus BUS UNIT write FC ADDRESS V1,V2,...")
+        }
+        let op: ModbusDiagnostics.Operation
+        switch words[3] {
+        case "read":
+            guard let count = Int(words[6]) else { return error("count must be a number") }
+            op = .read(function: fc, address: address, count: count)
+        case "write":
+            let values = words[6].split(separator: ",").compactMap { UInt16($0) }
+            guard !values.isEmpty, values.count == words[6].split(separator: ",").count else { return error("values must be 0...65535") }
+            op = .write(function: fc, address: address, values: values)
+        default:
+            return error("expected read or write, got '\(words[3])'")
+        }
+        if let problem = ModbusDiagnostics.validate(op) { return error(problem) }
+        return modbusJSON(bus: bus.name, unit: unit, op: op, result: ModbusDiagnostics.perform(op, unit: unit, on: bus, deviceName: "modbus"),
+                          via: "daemon")
+    }
+}

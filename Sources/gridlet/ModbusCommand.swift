@@ -1,0 +1,204 @@
+import ArgumentParser
+import Glibc
+import GridletAgent
+import GridletCore
+import GridletModbus
+import GridletYAML
+
+/// Where a diagnostics command talks: a configured bus (through the daemon when it runs) or
+/// an endpoint given on the command line (through the daemon when a configured bus has that
+/// endpoint and the daemon runs; otherwise directly — then we are the only master).
+struct BusTarget: ParsableArguments {
+    @Option(name: .long, help: "Modbus TCP endpoint HOST:PORT.") var tcp: String?
+    @Option(name: .long, help: "Serial device for Modbus RTU (e.g. /dev/ttyUSB0).") var rtu: String?
+    @Option(name: .long, help: "A bus from the configuration.") var bus: String?
+    @Option(name: .long, help: "RTU: baud rate.") var baud: Int = 9600
+    @Option(name: .long, help: "RTU: parity none|even|odd.") var parity: String = "none"
+    @Option(name: .long, help: "RTU: stop bits 1|2.") var stopBits: Int = 1
+    @Flag(name: .long, help: "RTU: let the driver drive RS-485 direction (TIOCSRS485).") var rs485 = false
+    @Option(name: .long, help: "Response timeout, e.g. 100ms or 1s.") var timeout: String = "500ms"
+    @Option(name: .long, help: "Configuration file (to find the daemon and configured buses).") var config: String = "/etc/gridlet/gridlet.yaml"
+
+    enum Resolved {
+        case daemon(socket: String, bus: String)
+        case direct(name: String, transport: ModbusTransport, timeoutMs: Int, gapMs: Int)
+    }
+
+    func resolve() throws -> Resolved {
+        let timeoutMs = try ModbusCLI.durationMs(timeout, option: "--timeout")
+        guard (1...60_000).contains(timeoutMs) else { throw Failure("--timeout: 1 ms ... 60 s", code: 2) }
+        let given = [tcp != nil, rtu != nil, bus != nil].filter { $0 }.count
+        guard given == 1 else { throw Failure("give exactly one of --tcp HOST:PORT, --rtu DEVICE or --bus NAME", code: 2) }
+        var transport: ModbusTransport?
+        if let tcp {
+            let (h, p) = try ModbusCLI.hostPort(tcp)
+            transport = .tcp(host: h, port: p)
+        } else if let rtu {
+            guard stopBits == 1 || stopBits == 2 else { throw Failure("--stop-bits: expected 1 or 2", code: 2) }
+            transport = .rtu(device: rtu, baud: baud, parity: try ModbusCLI.parity(parity), dataBits: 8, stopBits: stopBits, rs485: rs485)
+        }
+        // A configuration is optional unless --bus names one of its buses.
+        let loaded: ConfigLoading.Loaded?
+        if bus != nil || access(config, R_OK) == 0 {
+            loaded = try loadConfig(config)
+        } else {
+            loaded = nil
+        }
+        var busConfig: BusConfig?
+        if let bus {
+            guard let b = loaded?.config.bus(named: bus) else {
+                throw Failure("no bus '\(bus)' in \(config); configured: \((loaded?.config.buses ?? []).map(\.name).joined(separator: ", "))", code: 2)
+            }
+            busConfig = b
+        } else if let transport, let l = loaded {
+            busConfig = l.config.buses.first { ModbusTransport($0.kind).sameEndpoint(as: transport) }
+        }
+        if let busConfig, let l = loaded {
+            let sock = l.config.site.socket ?? "/run/gridlet/gridlet.sock"
+            if access(sock, F_OK) == 0 { return .daemon(socket: sock, bus: busConfig.name) }
+            return .direct(name: busConfig.name, transport: ModbusTransport(busConfig.kind), timeoutMs: timeoutMs, gapMs: Int(busConfig.gapMs))
+        }
+        let name = tcp ?? rtu ?? "modbus"
+        let gap = rtu != nil ? 20 : 0
+        return .direct(name: name, transport: transport!, timeoutMs: timeoutMs, gapMs: gap)
+    }
+
+    /// Sends a request to the daemon; nil when no daemon listens (then the caller goes direct).
+    static func viaDaemon(_ line: String, socket: String, timeoutS: Int) throws -> String? {
+        switch LocalClient.request(line, socketPath: socket, timeoutS: timeoutS) {
+        case let .success(text): return text
+        case let .failure(e):
+            if e.description.hasPrefix("cannot reach the daemon") { return nil }
+            throw Failure(e.description)
+        }
+    }
+}
+
+extension ModbusTransport {
+    func sameEndpoint(as other: ModbusTransport) -> Bool {
+        switch (self, other) {
+        case let (.tcp(h1, p1), .tcp(h2, p2)): return h1 == h2 && p1 == p2
+        case let (.rtu(d1, _, _, _, _, _), .rtu(d2, _, _, _, _, _)): return d1 == d2
+        default: return false
+        }
+    }
+}
+
+struct ModbusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "modbus", abstract: "Raw Modbus transactions with an explicit function code (diagnostics).",
+        subcommands: [ReadRegisters.self, WriteRegisters.self])
+
+    struct Layout: ParsableArguments {
+        @Option(name: .long, help: "Unit id.") var unit: Int = 1
+        @Option(name: .long, help: "Register address (0-based, as on the wire; 0x.. accepted).") var address: String
+        @Option(name: .long, help: "Value type: uint16, int16, uint32, int32, float32, float64.") var type: String = "uint16"
+        @Option(name: .long, help: "Word order of multi-register values: hi_first or lo_first.") var wordOrder: String = "hi_first"
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func parsed() throws -> (address: Int, type: RegisterType, order: WordOrder) {
+            guard let a = YAMLScalar.int(address), (0...65535).contains(a) else { throw Failure("--address: expected 0...65535, got '\(address)'", code: 2) }
+            guard let t = RegisterType(rawValue: type) else {
+                throw Failure("--type: expected one of \(RegisterType.allCases.map(\.rawValue).joined(separator: ", ")), got '\(type)'", code: 2)
+            }
+            guard let o = WordOrder(rawValue: wordOrder) else { throw Failure("--word-order: expected hi_first or lo_first", code: 2) }
+            return (a, t, o)
+        }
+    }
+
+    static func run(_ op: ModbusDiagnostics.Operation, unit: Int, target: BusTarget) throws -> String {
+        if let problem = ModbusDiagnostics.validate(op) { throw Failure(problem, code: 2) }
+        switch try target.resolve() {
+        case let .daemon(socket, bus):
+            let line: String
+            switch op {
+            case let .read(fc, a, c): line = "modbus \(bus) \(unit) read \(fc) \(a) \(c)"
+            case let .write(fc, a, v): line = "modbus \(bus) \(unit) write \(fc) \(a) \(v.map(String.init).joined(separator: ","))"
+            }
+            if let answer = try BusTarget.viaDaemon(line, socket: socket, timeoutS: 30) { return answer }
+            fallthrough
+        default:
+            guard case let .direct(name, transport, timeoutMs, gapMs) = try target.resolveDirect() else { fatalError() }
+            let bus = ModbusBus(name: name, transport: transport, timeoutMs: timeoutMs, retries: 0, gapMs: gapMs)
+            defer { bus.stop() }
+            return DiagnosticsRequests.modbusJSON(bus: name, unit: unit, op: op, result: ModbusDiagnostics.perform(op, unit: unit, on: bus))
+        }
+    }
+
+    /// Prints the answer; decodes the registers by type and word order.
+    static func report(_ answer: String, type: RegisterType, order: WordOrder, json: Bool) throws {
+        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer") }
+        let regs = (v["registers"]?.arrayValue ?? []).compactMap { $0.doubleValue.map { UInt16($0) } }
+        let n = type.registerCount
+        let values: [Double?] = stride(from: 0, to: regs.count - n + 1, by: n).map {
+            RegisterCodec.decode(regs[$0..<$0 + n], type: type, order: order)
+        }
+        if json {
+            var fields = v.objectValue ?? []
+            if v["ok"]?.boolValue == true {
+                fields += [("type", .string(type.rawValue)), ("word_order", .string(order.rawValue)),
+                           ("values", .array(values.map { $0.map(JSONValue.number) ?? .null }))]
+            }
+            print(JSONValue.object(fields).serialized)
+        } else if v["ok"]?.boolValue == true {
+            let address = Int(v["address"]?.doubleValue ?? 0)
+            for (i, value) in values.enumerated() {
+                let a = address + i * n
+                let raw = regs[(i * n)..<(i * n + n)].map { hex4($0) }.joined(separator: " ")
+                print("\(String(a).padding(6)) \(raw.padding(20)) \(value.map { JSONValue.format($0) } ?? "NaN")")
+            }
+        }
+        if v["ok"]?.boolValue != true { throw Failure(v["error"]?.stringValue ?? answer) }
+    }
+
+    static func hex4(_ w: UInt16) -> String {
+        let s = String(w, radix: 16)
+        return "0x" + String(repeating: "0", count: 4 - s.count) + s
+    }
+
+    struct ReadRegisters: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "read", abstract: "Read registers (function 3 or 4).")
+        @OptionGroup var target: BusTarget
+        @OptionGroup var layout: Layout
+        @Option(name: .long, help: "3 (holding) or 4 (input).") var function: Int = 3
+        @Option(name: .long, help: "Number of values of --type to read.") var count: Int = 1
+
+        func run() throws {
+            let (address, type, order) = try layout.parsed()
+            guard (1...125).contains(count * type.registerCount) else { throw Failure("--count: at most 125 registers per read", code: 2) }
+            let answer = try ModbusCommand.run(.read(function: function, address: address, count: count * type.registerCount),
+                                               unit: layout.unit, target: target)
+            try ModbusCommand.report(answer, type: type, order: order, json: layout.json)
+        }
+    }
+
+    struct WriteRegisters: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "write", abstract: "Write holding registers (function 6 or 16).")
+        @OptionGroup var target: BusTarget
+        @OptionGroup var layout: Layout
+        @Option(name: .long, help: "6 (one register) or 16 (several).") var function: Int = 16
+        @Argument(help: "Values, encoded by --type and --word-order.") var values: [Double]
+
+        func run() throws {
+            let (address, type, order) = try layout.parsed()
+            guard !values.isEmpty else { throw Failure("give at least one value", code: 2) }
+            let regs = values.flatMap { RegisterCodec.encode($0, type: type, order: order) }
+            let answer = try ModbusCommand.run(.write(function: function, address: address, values: regs), unit: layout.unit, target: target)
+            try ModbusCommand.report(answer, type: type, order: order, json: layout.json)
+        }
+    }
+}
+
+extension BusTarget {
+    /// Like `resolve`, but never through the daemon (it was not reachable).
+    func resolveDirect() throws -> Resolved {
+        switch try resolve() {
+        case let .daemon(_, busName):
+            let loaded = try loadConfig(config)
+            guard let b = loaded.config.bus(named: busName) else { throw Failure("no bus \(busName)") }
+            let timeoutMs = try ModbusCLI.durationMs(timeout, option: "--timeout")
+            return .direct(name: b.name, transport: ModbusTransport(b.kind), timeoutMs: timeoutMs, gapMs: Int(b.gapMs))
+        case let d: return d
+        }
+    }
+}

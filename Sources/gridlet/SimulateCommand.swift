@@ -1,0 +1,58 @@
+import ArgumentParser
+import Glibc
+import GridletCore
+import GridletModbus
+import GridletYAML
+
+struct Simulate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a profile's register map over Modbus TCP or RTU (libmodbus server) for demos and tests.",
+        discussion: """
+            Faults: --fault no-answer | exception:N | slow:300ms [--fault-unit N]. With --fault-file PATH the fault
+            is read from that file about every 100 ms (same syntax, optionally FAULT@UNIT; a missing file means none),
+            so a test can make the device stop answering mid-run.
+            """)
+    @Argument(help: "Built-in profile name or profile file.") var profile: String
+    @Option(name: .long, help: "TCP port.") var port: Int = 1502
+    @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
+    @Option(name: .long, help: "Serve Modbus RTU on this serial device (e.g. a socat pty) instead of TCP.") var rtu: String?
+    @Option(name: .long, help: "RTU: baud rate.") var baud: Int = 9600
+    @Option(name: .long, help: "RTU: parity none|even|odd.") var parity: String = "none"
+    @Option(name: .long, help: "RTU: stop bits 1|2.") var stopBits: Int = 1
+    @Option(name: .long, help: "RTU: unit id answered (default: the profile's unit).") var unit: Int?
+    @Flag(name: .long, help: "Keep values constant (for exact comparisons).") var frozen = false
+    @Option(name: .long, help: "Append every write received as a JSON line to this file.") var writeLog: String?
+    @Option(name: .long, help: "Serve this phase voltage on every phase (e.g. 230).") var voltage: Double?
+    @Option(name: .long, help: "SunSpec profiles: meter model to serve (201-204, 211-214).") var sunspecModel: Int = 203
+    @Option(name: .long, help: "SunSpec profiles: address of the 'SunS' marker (40000, 0 or 50000).") var sunspecBase: Int = 40000
+    @Option(name: .long, parsing: .upToNextOption, help: "SunSpec profiles: points served as 'not implemented'.") var unimplemented: [String] = []
+    @Option(name: .long, help: "Inject a fault: none, no-answer, exception:N, slow:MS.") var fault: String = "none"
+    @Option(name: .long, help: "Apply the fault to this unit id only.") var faultUnit: Int?
+    @Option(name: .long, help: "Read the fault from this file at run time.") var faultFile: String?
+
+    func run() throws {
+        let p: DeviceProfile
+        do { p = try ProfileLibrary.profile(profile) } catch { throw Failure("\(error)", code: 2) }
+        guard let f = SimulatorFault(fault) else { throw Failure("--fault: expected none, no-answer, exception:N or slow:MS, got '\(fault)'", code: 2) }
+        if p.sunspec != nil, SunSpec.length(ofModel: sunspecModel) == nil {
+            throw Failure("--sunspec-model: expected 201-204 or 211-214, got \(sunspecModel)", code: 2)
+        }
+        let transport: SimulatorTransport
+        if let rtu {
+            let par = try ModbusCLI.parity(parity)
+            guard stopBits == 1 || stopBits == 2 else { throw Failure("--stop-bits: expected 1 or 2", code: 2) }
+            let u = unit ?? p.defaultUnit
+            guard (1...247).contains(u) else { throw Failure("--unit: RTU unit ids are 1...247 (the profile says \(p.defaultUnit); pass --unit)", code: 2) }
+            transport = .rtu(device: rtu, baud: baud, parity: par, dataBits: 8, stopBits: stopBits, unit: u)
+        } else {
+            transport = .tcp(host: host, port: port)
+        }
+        let sim = ModbusSimulator(profile: p, transport: transport, frozen: frozen, voltage: voltage, writeLog: writeLog,
+                                  sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: Set(unimplemented),
+                                  fault: f, faultUnit: faultUnit, faultFile: faultFile)
+        installSimulatorSignals()
+        let place = rtu.map { "RTU \($0) unit \(unit ?? p.defaultUnit) \(baud) \(parity) \(stopBits) stop" } ?? "\(host):\(port)"
+        printError("<5>gridlet simulate: \(p.name) on \(place)\(frozen ? " (frozen)" : "")\(f == .none ? "" : " fault \(f)")")
+        do { try sim.runForever(until: { simulatorStop() }) } catch { throw Failure("\(error)") }
+    }
+}
