@@ -109,12 +109,9 @@ public final class MQTTClient: @unchecked Sendable {
             throw MQTTError(code: Int32(MOSQ_ERR_NOMEM.rawValue), operation: "create MQTT client", errno: Glibc.errno)
         }
         self.mosq = m
-        do throws(MQTTError) {
-            try configure()
-        } catch {
-            mosquitto_destroy(m)
-            throw error
-        }
+        // On failure all stored properties are set, so Swift runs deinit, which destroys `mosq`:
+        // destroying it here as well was a double free (seen as an abort in the tests).
+        try configure()
     }
 
     private func configure() throws(MQTTError) {
