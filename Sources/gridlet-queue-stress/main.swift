@@ -1,0 +1,139 @@
+// gridlet-queue-stress: appends, drains and acks on a DiskQueue in a loop so that a test can
+// kill -9 it at random moments and check what survives (tests/e2e/test_queue_crash.py,
+// bench/queue-crash.sh). Protocol on stdout, one line per event, written with write(2)
+// (unbuffered, so a line is out before the next queue call):
+//
+//   R seq kind hexpayload   every record found at open, oldest first (kind: t l r g)
+//   OPEN next=N records=N skipped=N dropped=N
+//   W id                    about to append the record with payload id `id`
+//   D seq id kind           that record is durable (after append with `always`, after
+//                           sync() with `batch`/`none`)
+//   G hexpayload            a gap record read while draining (printed before it is acked)
+//   K seq                   about to ack seq
+//
+// Payload of record `id`: 8 bytes little-endian id, then `len` bytes where byte i is
+// (id * 131 + i * 7) & 0xff, len = 8 + id % 240. So every record is checkable on its own.
+//
+// Usage: gridlet-queue-stress --dir D --max-bytes N --sync always|batch|none --run R
+//        [--seed S] [--ops N]   (ops 0 = until killed)
+import Glibc
+import GridletQueue
+
+func out(_ s: String) {
+    var b = Array((s + "\n").utf8)[...]
+    while !b.isEmpty {
+        let n = b.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if n <= 0 { if errno == EINTR { continue }; exit(3) }
+        b = b.dropFirst(n)
+    }
+}
+
+func fail(_ s: String) -> Never {
+    var b = Array(("gridlet-queue-stress: " + s + "\n").utf8)
+    _ = b.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    exit(2)
+}
+
+func hex(_ b: [UInt8]) -> String {
+    let d = Array("0123456789abcdef".utf8)
+    var o = [UInt8](); o.reserveCapacity(b.count * 2)
+    for x in b { o.append(d[Int(x >> 4)]); o.append(d[Int(x & 15)]) }
+    return String(decoding: o, as: UTF8.self)
+}
+
+func payload(id: UInt64) -> [UInt8] {
+    let len = 8 + Int(id % 240)
+    var p = [UInt8](repeating: 0, count: 8 + len)
+    for i in 0..<8 { p[i] = UInt8(truncatingIfNeeded: id >> (8 * UInt64(i))) }
+    for i in 0..<len { p[8 + i] = UInt8(truncatingIfNeeded: id &* 131 &+ UInt64(i) &* 7) }
+    return p
+}
+
+func letter(_ k: RecordKind) -> String {
+    switch k { case .telemetry: "t"; case .ledger: "l"; case .response: "r"; case .gap: "g" }
+}
+
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: UInt64) -> UInt64 { next() % n }
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+var opts: [String: String] = [:]
+while args.count >= 2, args[0].hasPrefix("--") { opts[String(args[0].dropFirst(2))] = args[1]; args.removeFirst(2) }
+guard args.isEmpty, let dir = opts["dir"], let maxBytes = opts["max-bytes"].flatMap({ Int($0) }),
+      let run = opts["run"].flatMap({ UInt64($0) }) else {
+    fail("usage: --dir D --max-bytes N --sync always|batch|none --run R [--seed S] [--ops N]")
+}
+let sync: QueueSyncMode
+switch opts["sync"] ?? "always" {
+case "always": sync = .always
+case "batch": sync = .batch(intervalMs: 1_000_000)  // syncs come from the explicit sync() calls
+case "none": sync = .none
+default: fail("unknown sync mode")
+}
+let syncName = opts["sync"] ?? "always"
+var rng = SplitMix(state: (opts["seed"].flatMap { UInt64($0) } ?? 1) ^ (run &* 0x2545_F491_4F6C_DD1D))
+let ops = opts["ops"].flatMap { Int($0) } ?? 0
+
+let q: DiskQueue
+do { q = try DiskQueue(directory: dir, maxBytes: maxBytes, sync: sync) } catch { fail("open: \(error)") }
+for r in q.records(after: 0, limit: Int.max) { out("R \(r.seq) \(letter(r.kind)) \(hex(r.payload))") }
+let st = q.stats
+out("OPEN next=\(st.nextSeq) records=\(st.records) skipped=\(st.skippedOnRecovery) dropped=\(st.droppedRecords)")
+
+var counter: UInt64 = 0
+var pending: [(UInt64, UInt64, RecordKind)] = []
+// Phases: mostly balanced, sometimes append-only (fills the rings and makes them drop).
+var fillPhase = false
+var done = 0
+var now: Int64 = 1_000
+while ops == 0 || done < ops {
+    done += 1
+    now += 1
+    if rng.below(200) == 0 { fillPhase.toggle() }
+    let roll = rng.below(100)
+    do {
+        if roll < (fillPhase ? 95 : 60) {
+            counter += 1
+            let id = run << 32 | counter
+            let k = rng.below(10)
+            let kind: RecordKind = k < 8 ? .telemetry : (k == 8 ? .ledger : .response)
+            out("W \(id)")
+            let seq = try q.append(kind: kind, payload: payload(id: id), timestampMs: now)
+            if syncName == "always" {
+                out("D \(seq) \(id) \(letter(kind))")
+            } else {
+                pending.append((seq, id, kind))
+                if rng.below(20) == 0 {
+                    try q.sync()
+                    for (s, i, k) in pending { out("D \(s) \(i) \(letter(k))") }
+                    pending.removeAll()
+                }
+            }
+        } else {
+            // Drain: ack a few of the oldest (sometimes the second before the first).
+            let recs = q.records(after: 0, limit: 1 + Int(rng.below(8)))
+            var batch = recs
+            if batch.count >= 2 && rng.below(4) == 0 { batch.swapAt(0, 1) }
+            for r in batch {
+                if r.kind == .gap { out("G \(hex(r.payload))") }
+                out("K \(r.seq)")
+                try q.ack(seq: r.seq)
+            }
+        }
+    } catch {
+        fail("\(error)")
+    }
+}
+try? q.sync()
+for (s, i, k) in pending { out("D \(s) \(i) \(letter(k))") }
+q.close()
+out("DONE")
