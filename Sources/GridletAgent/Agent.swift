@@ -368,6 +368,7 @@ public final class Agent {
             lastWatchdogMonoMs = nowMono
         }
         status?.update(snapshot: statusJSON(nowWall: nowWall))
+        publishQueueViews(nowWall: nowWall)
     }
 
     func schedulePolls(_ nowMono: Int64) {

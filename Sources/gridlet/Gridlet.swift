@@ -10,7 +10,7 @@ struct Gridlet: ParsableCommand {
         commandName: "gridlet",
         abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
         version: gridletVersion,
-        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self])
+        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, QueueCommand.self])
 }
 
 /// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.
