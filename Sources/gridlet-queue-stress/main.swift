@@ -81,6 +81,53 @@ case "none": sync = .none
 default: fail("unknown sync mode")
 }
 let syncName = opts["sync"] ?? "always"
+
+func monoNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+// Bench modes (bench/queue.sh): `--bench append --count N` appends N telemetry records of
+// 200 bytes (batch: sync_interval 1 s on the real clock); `--bench recovery` fills the queue
+// until it drops, then times a reopen.
+if let mode = opts["bench"] {
+    let body = [UInt8](repeating: 0x61, count: 200)
+    do {
+        if mode == "append" {
+            let n = opts["count"].flatMap { Int($0) } ?? 10000
+            let q = try DiskQueue(directory: dir, maxBytes: maxBytes,
+                                  sync: syncName == "batch" ? .batch(intervalMs: 1000) : sync)
+            let t0 = monoNs()
+            for _ in 0..<n {
+                let seq = try q.append(kind: .telemetry, payload: body, timestampMs: Int64(monoNs() / 1_000_000))
+                if q.stats.records > 1000 { try q.ack(seq: seq - 1000) }
+            }
+            try q.sync()
+            let s = Double(monoNs() - t0) / 1e9
+            out("append sync=\(syncName) records=\(n) seconds=\(s) rate=\(Int(Double(n) / s))/s")
+            q.close()
+        } else {
+            var q = try DiskQueue(directory: dir, maxBytes: maxBytes, sync: .none)
+            var n = 0
+            while q.stats.droppedRecords == 0 {
+                try q.append(kind: n % 50 == 0 ? .ledger : .telemetry, payload: body, timestampMs: Int64(n))
+                n += 1
+            }
+            let live = q.stats.records
+            try q.sync()
+            q.close()
+            let t0 = monoNs()
+            q = try DiskQueue(directory: dir, maxBytes: maxBytes, sync: .none)
+            let s = Double(monoNs() - t0) / 1e9
+            out("recovery max_bytes=\(maxBytes) records=\(q.stats.records) (of \(live)) bytes=\(q.stats.bytes) seconds=\(s)")
+            q.close()
+        }
+    } catch {
+        fail("\(error)")
+    }
+    exit(0)
+}
 var rng = SplitMix(state: (opts["seed"].flatMap { UInt64($0) } ?? 1) ^ (run &* 0x2545_F491_4F6C_DD1D))
 let ops = opts["ops"].flatMap { Int($0) } ?? 0
 

@@ -176,7 +176,7 @@ struct Template {
     var recs: [Rec]
 
     static func make(count: Int, seed: UInt64) throws -> Template {
-        let dir = TempDir()
+        let dir = TempDir(base: "/dev/shm")
         var rng = SplitMix(seed: seed)
         var recs: [Rec] = []
         do {
@@ -219,7 +219,7 @@ struct Template {
         let t = try Template.make(count: 40, seed: 11)
         let tele = t.recs.filter { $0.kind == .telemetry }
         let lastN = Array(tele.suffix(4))
-        let dir = TempDir()
+        let dir = TempDir(base: "/dev/shm")
         var trials = 0
         for victim in lastN {
             for k in 0..<(32 + ((victim.length + 7) & ~7)) {
@@ -262,7 +262,7 @@ struct Template {
         for seed in [1, 2] as [UInt64] {
             let t = try Template.make(count: 60, seed: 100 + seed)
             var rng = SplitMix(seed: seed)
-            let dir = TempDir()
+            let dir = TempDir(base: "/dev/shm")
             var hitRecords = 0
             for _ in 0..<200 {
                 let off = Int(rng.next() % UInt64(t.bytes.count))

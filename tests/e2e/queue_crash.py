@@ -12,7 +12,8 @@ it finds at open; that dump is checked against everything earlier runs reported:
 - every record present is intact (payload derived from the id it carries), was appended
   (`W`, printed before the append), and a durable one sits at its reported seq; seqs are
   strictly increasing;
-- recovery after kill -9 reports no damaged records (kill -9 loses nothing written);
+- recovery after kill -9 reports at most one damaged record per ring (the torn tail of the
+  write that was under way; a durable record is never among them);
 - the directory holds only queue.dat, whose size and allocated blocks (st_blocks * 512)
   never exceed max_bytes + 4096, checked while the process runs and after the kill.
 """
@@ -55,6 +56,7 @@ class CrashLoop:
         self.killed_before_open = 0
         self.max_blocks = 0
         self.records_seen = 0
+        self.torn_tails = 0
 
     def check_disk(self):
         names = sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []
@@ -149,7 +151,12 @@ class CrashLoop:
                     continue
                 assert tag == "OPEN", f"iteration {it}: unexpected {line!r} before OPEN"
                 fields = dict(kv.split("=") for kv in w[1:])
-                assert fields["skipped"] == "0", f"iteration {it}: recovery after kill -9 skipped records: {line}"
+                # kill -9 can tear the one record being written when it straddles a page
+                # (the kernel checks for a fatal signal between pages): at most one torn tail
+                # per ring, never a record that was reported durable (verify_dump checks that).
+                skipped = int(fields["skipped"])
+                assert skipped <= 2, f"iteration {it}: recovery after kill -9 skipped {skipped} records: {line}"
+                self.torn_tails += skipped
                 self.verify_dump(dump, it)
                 opened = True
                 continue
@@ -202,7 +209,7 @@ def main():
         print(f"ok: {done} kill -9 iterations in {dt:.0f} s; {loop.verified} reopen dumps verified, "
               f"{loop.durable_checked} durable-record checks, {loop.records_seen} records seen, "
               f"{loop.lost_by_gap} durable records dropped by a full ring and covered by a gap, "
-              f"{loop.killed_before_open} kills during open, max disk use {loop.max_blocks} B "
+              f"{loop.killed_before_open} kills during open, {loop.torn_tails} torn tails, max disk use {loop.max_blocks} B "
               f"(bound {a.max_bytes + 4096} B)")
     return 0
 
