@@ -23,6 +23,7 @@ let package = Package(
         .target(name: "GridletAgent", dependencies: [
             "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys",
         ]),
+        .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue"]),
         .executableTarget(name: "gridlet", dependencies: [
             "GridletAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -507,6 +507,7 @@ public final class Agent {
         }
         if refresh {
             status?.update(snapshot: statusJSON(nowWall: nowWall))
+            publishQueueViews(nowWall: nowWall)
             lastSnapshotMonoMs = nowMono
         }
     }

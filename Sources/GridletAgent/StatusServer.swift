@@ -8,11 +8,17 @@ import Synchronization
 /// The local CLI socket (`site.socket`, mode 0660). One request line per connection:
 /// `status` returns the latest snapshot, `read DEVICE` reads the device through the daemon's
 /// own bus (so there is one master per bus), `modbus ...` and `scan ...` run diagnostics on a
-/// configured bus (see DiagnosticsRequests). The answer is one JSON document.
+/// configured bus (see DiagnosticsRequests), `queue-stats` the queue stats the control loop
+/// published last, `queue-peek N` the oldest N records (the control loop reads them on its
+/// next turn; this thread never touches the queue), `events`, `optout ID` and `schedule N` are
+/// answered by the control loop. The answer is one JSON document.
 final class StatusServer: Sendable {
     let path: String
     private let fd: Int32
     private let snapshot = Mutex("{}")
+    private let queueStats = Mutex("{\"ok\":false,\"error\":\"no queue stats yet\"}")
+    /// A pending `queue-peek` (count) and the control loop's answer.
+    private let peek = Mutex<(requested: Int?, answer: String?)>((nil, nil))
     private let links: [DeviceLink]
     private let log: Logger
     private let running = Atomic<Bool>(false)
@@ -46,6 +52,27 @@ final class StatusServer: Sendable {
     }
 
     func update(snapshot json: String) { snapshot.withLock { $0 = json } }
+
+    func update(queueStats json: String) { queueStats.withLock { $0 = json } }
+
+    /// Control loop: the count of a pending peek request, if any (clears it).
+    func takePeekRequest() -> Int? {
+        peek.withLock { p -> Int? in defer { p.requested = nil }; return p.requested }
+    }
+
+    /// Control loop: the answer to the request taken with `takePeekRequest`.
+    func answerPeek(_ json: String) { peek.withLock { $0.answer = json } }
+
+    /// Socket thread: ask the control loop for the oldest `count` records, wait up to 3 s.
+    private func requestPeek(_ count: Int) -> String {
+        peek.withLock { $0 = (count, nil) }
+        for _ in 0..<300 {
+            if let a = peek.withLock({ p -> String? in defer { p.answer = nil }; return p.answer }) { return a }
+            usleep(10_000)
+        }
+        peek.withLock { $0 = (nil, nil) }
+        return JSONValue.object([("ok", .bool(false)), ("error", .string("the control loop did not answer within 3 s"))]).serialized
+    }
 
     func start() {
         running.store(true, ordering: .relaxed)
@@ -112,6 +139,11 @@ final class StatusServer: Sendable {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("the control loop is not running"))]).serialized
             }
             return loop.ask(request)
+        case "queue-stats":
+            return queueStats.withLock { $0 }
+        case "queue-peek":
+            let n = words.count >= 2 ? Int(words[1]) ?? 10 : 10
+            return requestPeek(max(0, min(n, 1000)))
         case "read":
             guard words.count >= 2, let link = links.first(where: { $0.config.name == words[1] }) else {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown device; configured: \(links.map(\.config.name).joined(separator: ", "))"))]).serialized
@@ -123,7 +155,7 @@ final class StatusServer: Sendable {
             for l in links where !buses.contains(where: { $0 === l.bus }) { buses.append(l.bus) }
             return DiagnosticsRequests.respond(words, buses: buses)
         default:
-            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status, read DEVICE, modbus or scan"))]).serialized
+            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status, read DEVICE, modbus, scan, events, optout ID, schedule N, queue-stats or queue-peek N"))]).serialized
         }
     }
 }

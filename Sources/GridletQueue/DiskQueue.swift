@@ -1,6 +1,7 @@
 import Glibc
 
-/// A bounded, crash-safe, on-disk FIFO of outbound records.
+/// A bounded, crash-safe, on-disk FIFO of outbound records with a reserved share for
+/// responses, ledger and gap records.
 ///
 /// ## File format (`<directory>/queue.dat`, all integers little-endian)
 ///
@@ -9,39 +10,59 @@ import Glibc
 /// `ring = maxBytes` rounded down to a multiple of 4096. Disk use therefore
 /// never exceeds `maxBytes + 4096` and writes never hit ENOSPC later.
 ///
-/// **Header block** (bytes 0..<4096): two checkpoint slots at offsets 0 and 2048,
-/// written alternately (slot = generation % 2). Each slot is 52 bytes:
+/// The ring area is split into two rings (format version 2):
 ///
-///     0  u32 magic "GQCP" (0x50435147)   4  u32 version (1)
-///     8  u64 generation                  16 u64 ring size
-///     24 u64 head offset (in ring)       32 u64 head seq (seq of the first live
-///                                                record, or next seq if empty)
-///     40 u64 seq high-water mark (every seq < this may have been handed out)
-///     48 u32 crc32c of bytes 0..<48
+/// - the **priority ring** (file bytes `4096 ..< 4096 + P`) holds `.response` and `.ledger`
+///   records and the gap records that report lost ones; `P = max(16 KiB, ring / 8)`
+///   rounded down to 4096 (so 1/8 of `max_bytes` from 128 KiB up);
+/// - the **telemetry ring** (the remaining `T = ring - P` bytes) holds `.telemetry` and the
+///   gap records that report lost telemetry.
+///
+/// Telemetry can therefore never push out a response or a ledger record: when the
+/// telemetry ring is full the oldest telemetry is dropped; the priority ring only drops
+/// (its own oldest records) when it is itself full. A gap record lives in the ring of the
+/// class it reports on, so reporting a telemetry loss never costs priority space; when a
+/// gap record is itself dropped its range and count are merged into the next gap record,
+/// so what was lost is never forgotten. One seq counter is shared;
+/// `records(after:limit:)` merges both rings by seq.
+///
+/// **Header block** (bytes 0..<4096): two checkpoint slots at offsets 0 and 2048,
+/// written alternately (slot = generation % 2). A version-2 slot is 76 bytes:
+///
+///     0  u32 magic "GQCP" (0x50435147)   4  u32 version (2)
+///     8  u64 generation                  16 u64 ring size (P + T)
+///     24 u64 priority ring size P        32 u64 priority head offset
+///     40 u64 priority head seq           48 u64 telemetry head offset
+///     56 u64 telemetry head seq          64 u64 seq high-water mark
+///     72 u32 crc32c of bytes 0..<72
+///
+/// A head seq is the seq of the first live record of that ring, or the next seq if the ring
+/// is empty. Version 1 (one ring, 52-byte slot: generation, ring size, head offset, head
+/// seq, high-water, crc at 48) is still read: such a file is migrated at open.
 ///
 /// On open the valid slot (magic, version, crc, sane fields) with the highest
-/// generation wins. A checkpoint is written whenever the head moves (ack/drop),
+/// generation wins. A checkpoint is written whenever a head moves (ack/drop),
 /// at open, and when a new block of 1000 seqs is reserved (that one is also
 /// `fdatasync`ed, so seqs never go backwards, even after power loss).
 ///
-/// **Ring** (bytes 4096..<4096+ring): records written contiguously, 8-byte aligned.
+/// **Rings**: records written contiguously, 8-byte aligned.
 /// Record = 32-byte header + payload + zero padding to a multiple of 8:
 ///
 ///     0  u32 magic "GDR1" (0x31524447)   4  u32 payload length
 ///     8  u64 seq                         16 i64 timestamp (ms)
 ///     24 u8  kind  25..<28 zero          28 u32 crc32c over bytes 0..<28 + payload
 ///
-/// When a record does not fit before the end of the ring, a 32-byte wrap marker
+/// When a record does not fit before the end of its ring, a 32-byte wrap marker
 /// (magic "GDRW", length 0, seq = seq of the record that follows at offset 0,
 /// crc like a record) is written if at least 32 bytes remain, and the record goes
 /// to offset 0. Fewer than 32 remaining bytes are an implicit wrap.
 ///
 /// ## Recovery
 ///
-/// Starting at the checkpoint head, records are read forward while they are
-/// valid (magic, sane length, crc, known kind) and their seq is greater than the
-/// previous one (initially greater than `headSeq - 1`). A valid record or wrap
-/// marker with a seq not above the previous one is stale data from an earlier
+/// Each ring is recovered on its own, starting at its checkpoint head: records are read
+/// forward while they are valid (magic, sane length, crc, known kind) and their seq is
+/// greater than the previous one (initially greater than `headSeq - 1`). A valid record or
+/// wrap marker with a seq not above the previous one is stale data from an earlier
 /// lap and ends the log. If the bytes at the expected position are not a valid
 /// record, the reader scans forward in 8-byte steps (around the ring, at most one
 /// lap) for the next valid record with a higher seq: if one is found the log
@@ -54,23 +75,31 @@ import Glibc
 /// header was recognisable. So one corrupted byte anywhere in the first
 /// `32 + payloadLength` bytes of a middle record loses exactly that record and
 /// counts exactly 1; a torn last record counts 1 if its magic, length and seq
-/// survived (only payload/crc/timestamp bytes damaged), else 0. Records are never refused: open always succeeds on bad data.
-/// If no checkpoint slot is valid, the whole ring is scanned and the log starts
+/// survived (only payload/crc/timestamp bytes damaged), else 0. Records are never
+/// refused: open always succeeds on bad data.
+/// If no checkpoint slot is valid, each whole ring is scanned and its log starts
 /// at the valid record with the lowest seq (acked records may be re-delivered).
 ///
 /// ## Acks, drops, durability
 ///
-/// `ack(seq:)` marks a record; the head advances over the contiguous acked
+/// `ack(seq:)` marks a record; the head of its ring advances over the contiguous acked
 /// prefix and the checkpoint is rewritten (record bytes are never rewritten).
-/// Out-of-order acks beyond the head are kept in memory only: after a restart
+/// Out-of-order acks beyond a head are kept in memory only: after a restart
 /// those records are delivered again (at-least-once).
 ///
-/// When an append does not fit, the oldest records are dropped until the new
-/// record, a gap record and 1/16 of the ring of slack fit (the slack amortises
-/// checkpoint syncs), then a `.gap` record with payload
-/// `{"from_seq":A,"to_seq":B,"count":N,"reason":"queue_full"}` is appended just
-/// before the new record. `count` counts dropped non-gap records; a dropped gap
-/// record's range and count are merged into the new one.
+/// When an append does not fit its ring, the oldest records of that ring are dropped until
+/// the record, a gap record, the reserve and 1/16 of the ring of slack fit, then a `.gap`
+/// record with payload
+/// `{"from_seq":A,"to_seq":B,"count":N,"reason":"queue_full","class":"telemetry"|"priority"}`
+/// is appended to that ring just before the new record. `count` counts dropped non-gap
+/// records of that class (records of the other class inside A...B are not missing); a
+/// dropped gap record's range and count are merged into the new one.
+///
+/// Crash order: every ring keeps room for one gap record free (an append needs its own
+/// size plus that reserve). The gap record is written into that free space *before* the
+/// checkpoint that moves the head past the dropped records, so a kill at any moment leaves
+/// either the old records, or the new head together with the gap record that describes
+/// what it dropped.
 ///
 /// In `.always`/`.batch` modes the tail never overwrites bytes that the last
 /// *synced* checkpoint still considers live (a sync is forced first), so a
@@ -79,9 +108,11 @@ import Glibc
 /// every later mutating call throws that error (reopen to recover).
 ///
 /// The file is locked with `flock(LOCK_EX)`; a second instance on the same
-/// directory fails with EWOULDBLOCK. If the file was created with a different
-/// ring size it is migrated at open (newest records that fit are kept, others
-/// counted in `droppedRecords`) via a temp file + `rename`.
+/// directory fails with EWOULDBLOCK. A file of another ring size or of format version 1
+/// is migrated at open (for each class the newest records that fit in 3/4 of its new
+/// ring are kept, the others counted in `droppedRecords` and reported by gap records)
+/// via a temp file + `rename`. `DiskQueue(readOnlyDirectory:)` opens an existing file
+/// without writing anything (shared lock), for `gridlet queue stats|peek`.
 ///
 /// Single owner: not thread-safe; the agent's control loop owns it.
 public final class DiskQueue {
@@ -90,11 +121,24 @@ public final class DiskQueue {
     static let recordMagic: UInt32 = 0x3152_4447  // "GDR1"
     static let wrapMagic: UInt32 = 0x5752_4447  // "GDRW"
     static let checkpointMagic: UInt32 = 0x5043_5147  // "GQCP"
-    static let checkpointVersion: UInt32 = 1
-    static let checkpointSize = 52
+    static let checkpointVersion: UInt32 = 2
+    static let checkpointSize = 76
     static let slotOffsets = [0, 2048]
     static let seqReserveBlock: UInt64 = 1000
     static let gapReserve = 32 + 128
+    static let minPriorityRing = 16384
+    /// Ring indices.
+    static let P = 0, T = 1
+
+    /// Size of the priority ring for a total ring area of `total` bytes.
+    public static func priorityRingSize(total: Int) -> Int { max(minPriorityRing, (total / 8) & ~4095) }
+
+    static func ringIndex(_ kind: RecordKind) -> Int { kind == .telemetry ? T : P }
+
+    /// Ring of a stored record: gap records go with the class they report on.
+    static func ringIndex(_ r: QueuedRecord) -> Int {
+        r.kind == .gap ? (GapRange.parse(r.payload)?.cls == "telemetry" ? T : P) : ringIndex(r.kind)
+    }
 
     struct Entry {
         var seq: UInt64
@@ -105,46 +149,156 @@ public final class DiskQueue {
         var acked: Bool
     }
 
+    struct Head: Equatable {
+        var offset: UInt64
+        var seq: UInt64
+    }
+
     struct Checkpoint: Equatable {
+        var version: UInt32
         var generation: UInt64
         var ringSize: UInt64
-        var headOffset: UInt64
-        var headSeq: UInt64
+        /// 0 in version 1 (one ring).
+        var prioritySize: UInt64
+        /// Version 1: one head; version 2: priority, telemetry.
+        var heads: [Head]
         var highWater: UInt64
+
+        /// (file offset, size) of each ring, in the order of `heads`.
+        var layout: [(base: Int, size: Int)] {
+            version == 1 ? [(DiskQueue.headerSize, Int(ringSize))]
+                : [(DiskQueue.headerSize, Int(prioritySize)),
+                   (DiskQueue.headerSize + Int(prioritySize), Int(ringSize - prioritySize))]
+        }
+    }
+
+    /// One ring's in-memory state.
+    struct Ring {
+        let base: Int
+        let size: Int
+        var entries: [Entry] = []
+        var first = 0
+        var head = 0
+        var tail = 0
+        var used = 0
+        var durableSpan = 0
+        var unacked = 0
+
+        init(base: Int, size: Int) {
+            self.base = base
+            self.size = size
+        }
+
+        var free: Int { size - used }
+
+        func headSeq(next: UInt64) -> UInt64 { first < entries.count ? entries[first].seq : next }
+
+        var oldestTimestampMs: Int64? { first < entries.count ? entries[first].timestampMs : nil }
+
+        /// Bytes needed to write records of `sizes` one after another from the tail (incl. wrap waste).
+        func spaceNeeded(_ sizes: [Int]) -> Int {
+            var t = tail, total = 0
+            for s in sizes {
+                if t + s > size { total += size - t; t = 0 }
+                total += s
+                t += s
+                if t == size { t = 0 }
+            }
+            return total
+        }
+
+        /// First index at or after `first` whose seq is > `seq`.
+        func lowerIndex(after seq: UInt64) -> Int {
+            var lo = first, hi = entries.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if entries[mid].seq <= seq { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+
+        func index(of seq: UInt64) -> Int? {
+            var lo = first, hi = entries.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if entries[mid].seq < seq { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < entries.count && entries[lo].seq == seq ? lo : nil
+        }
+
+        mutating func updateHead() {
+            if first < entries.count {
+                head = entries[first].offset
+                used = tail > head ? tail - head : size - head + tail
+            } else {
+                head = tail
+                used = 0
+            }
+            if first > 1024 && first * 2 > entries.count {
+                entries.removeFirst(first)
+                first = 0
+            }
+        }
+
+        mutating func install(_ rec: Recovered) {
+            entries = rec.entries
+            first = 0
+            unacked = entries.count
+            tail = rec.tail
+            if entries.isEmpty {
+                head = tail
+                used = 0
+            } else {
+                head = rec.head
+                used = rec.used
+            }
+            durableSpan = used
+        }
     }
 
     public let directory: String
     public let path: String
-    /// Size of the ring data area in bytes (`maxBytes` rounded down to 4096).
+    /// Size of the ring data area in bytes (`maxBytes` rounded down to 4096), both rings.
     public let ringSize: Int
     public let syncMode: QueueSyncMode
+    /// Opened with `init(readOnlyDirectory:)`: every mutating call throws EROFS.
+    public let readOnly: Bool
 
     var fh: FileHandle
     var closed = false
     var failure: QueueError?
 
-    var entries: [Entry] = []
-    var first = 0
-    var head = 0
-    var tail = 0
-    var used = 0
-    var durableSpan = 0
-    var unacked = 0
+    /// `[priority, telemetry]` (a read-only view of a version-1 file has one ring).
+    var rings: [Ring]
     var nextSeq: UInt64 = 1
     var highWater: UInt64 = 1
     var generation: UInt64 = 0
-    var dropped = 0
+    var droppedTelemetry = 0
+    var droppedPriority = 0
     var skipped = 0
     var dirty = false
     var dirtySinceMs: Int64?
 
-    /// Largest payload `append` accepts.
-    public var maxPayloadBytes: Int { Self.maxPayload(ring: ringSize) }
+    /// Largest telemetry payload `append` accepts.
+    public var maxPayloadBytes: Int { Self.maxPayload(ring: rings[rings.count - 1].size) }
+
+    /// Largest payload `append` accepts for `kind`.
+    public func maxPayloadBytes(for kind: RecordKind) -> Int {
+        Self.maxPayload(ring: rings[rings.count == 1 ? 0 : Self.ringIndex(kind)].size)
+    }
+
+    /// Size of the reserved priority ring (responses, ledger, gap records).
+    public var priorityRingSize: Int { rings.count == 2 ? rings[Self.P].size : 0 }
 
     static func maxPayload(ring: Int) -> Int { ring / 4 - recordHeaderSize }
 
     @inline(__always) static func recordSize(_ len: Int) -> Int {
         recordHeaderSize + ((len + 7) & ~7)
+    }
+
+    static func layout(ringSize: Int) -> [Ring] {
+        let p = priorityRingSize(total: ringSize)
+        return [Ring(base: headerSize, size: p), Ring(base: headerSize + p, size: ringSize - p)]
     }
 
     // MARK: - Open
@@ -154,6 +308,7 @@ public final class DiskQueue {
         self.directory = dir
         self.path = dir + "/queue.dat"
         self.syncMode = sync
+        self.readOnly = false
         self.ringSize = maxBytes & ~4095
         guard maxBytes >= 65536 else {
             throw QueueError(errno: EINVAL, operation: "open", path: path, detail: "maxBytes \(maxBytes) < 65536")
@@ -161,6 +316,7 @@ public final class DiskQueue {
         if case .batch(let iv) = sync, iv < 0 {
             throw QueueError(errno: EINVAL, operation: "open", path: path, detail: "negative batch interval")
         }
+        rings = Self.layout(ringSize: ringSize)
         try makeDirectories(dir)
         fh = try Self.openLocked(path, truncate: false)
         do throws(QueueError) {
@@ -168,6 +324,64 @@ public final class DiskQueue {
         } catch {
             Glibc.close(fh.fd)
             closed = true
+            throw error
+        }
+    }
+
+    /// Open an existing queue without modifying it (shared `flock`, fails with
+    /// EWOULDBLOCK while a writer holds it, ENOENT if there is no queue file). The ring
+    /// layout comes from the file's checkpoint (or its size). Mutating calls throw EROFS.
+    public init(readOnlyDirectory directory: String) throws(QueueError) {
+        let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        self.directory = dir
+        self.path = dir + "/queue.dat"
+        self.syncMode = .none
+        self.readOnly = true
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw QueueError(errno: errno, operation: "open", path: path) }
+        if flock(fd, LOCK_SH | LOCK_NB) != 0 {
+            let e = errno
+            Glibc.close(fd)
+            throw QueueError(errno: e, operation: "flock", path: path, detail: "queue is in use by another instance")
+        }
+        let handle = FileHandle(fd: fd, path: path)
+        var ck: Checkpoint?
+        var size = 0
+        do throws(QueueError) {
+            size = try handle.size()
+            ck = try Self.readCheckpoint(handle, fileSize: size)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        fh = handle
+        if let ck {
+            ringSize = Int(ck.ringSize)
+            rings = ck.layout.map { Ring(base: $0.base, size: $0.size) }
+        } else {
+            ringSize = max(65536, size - Self.headerSize) & ~4095
+            rings = Self.layout(ringSize: ringSize)
+        }
+        do throws(QueueError) {
+            var maxSeq: UInt64 = 0
+            for i in rings.indices {
+                var start: (offset: Int, seq: UInt64) = (0, 1)
+                var reader = RingReader(fh: fh, base: rings[i].base, ring: rings[i].size)
+                if let ck {
+                    start = (Int(ck.heads[i].offset), ck.heads[i].seq)
+                } else if let oldest = try reader.findOldest() {
+                    start = oldest
+                }
+                let rec = try reader.recover(headOffset: start.offset, headSeq: start.seq)
+                rings[i].install(rec)
+                skipped += rec.skipped
+                maxSeq = max(maxSeq, rec.maxSeq)
+            }
+            generation = ck?.generation ?? 0
+            nextSeq = max(ck?.highWater ?? 1, maxSeq &+ 1, 1)
+            highWater = nextSeq
+        } catch {
+            Glibc.close(fd)
             throw error
         }
     }
@@ -190,71 +404,77 @@ public final class DiskQueue {
     private func openExisting() throws(QueueError) {
         let fileSize = try fh.size()
         let ck = try Self.readCheckpoint(fh, fileSize: fileSize)
-        if let ck, Int(ck.ringSize) != ringSize {
-            try migrate(from: ck, fileSize: fileSize)
+        if let ck, ck.version != Self.checkpointVersion || Int(ck.ringSize) != ringSize
+            || Int(ck.prioritySize) != rings[Self.P].size {
+            try migrate(from: ck)
             return
         }
         try fh.preallocate(total: Self.headerSize + ringSize)
-        var start: (offset: Int, seq: UInt64) = (0, 1)
         if let ck {
-            start = (Int(ck.headOffset), ck.headSeq)
             generation = ck.generation
             highWater = ck.highWater
-        } else if fileSize > Self.headerSize {
-            var reader = RingReader(fh: fh, ring: ringSize)
-            if let oldest = try reader.findOldest() { start = oldest }
         }
-        var reader = RingReader(fh: fh, ring: ringSize)
-        let rec = try reader.recover(headOffset: start.offset, headSeq: start.seq)
-        install(rec)
-        nextSeq = max(highWater, rec.maxSeq &+ 1, 1)
+        var maxSeq: UInt64 = 0
+        for i in rings.indices {
+            var reader = RingReader(fh: fh, base: rings[i].base, ring: rings[i].size)
+            var start: (offset: Int, seq: UInt64) = (0, 1)
+            if let ck {
+                start = (Int(ck.heads[i].offset), ck.heads[i].seq)
+            } else if fileSize > Self.headerSize, let oldest = try reader.findOldest() {
+                start = oldest
+            }
+            let rec = try reader.recover(headOffset: start.offset, headSeq: start.seq)
+            rings[i].install(rec)
+            skipped += rec.skipped
+            maxSeq = max(maxSeq, rec.maxSeq)
+        }
+        nextSeq = max(highWater, maxSeq &+ 1, 1)
         highWater = nextSeq
         try writeCheckpoint()
         try syncData()
     }
 
-    private func install(_ rec: Recovered) {
-        entries = rec.entries
-        first = 0
-        unacked = entries.count
-        tail = rec.tail
-        skipped = rec.skipped
-        if entries.isEmpty {
-            head = tail
-            used = 0
-        } else {
-            head = rec.head
-            used = rec.used
-        }
-        durableSpan = used
-    }
-
-    /// Rebuild the file for a new ring size, keeping the newest records that fit.
-    private func migrate(from ck: Checkpoint, fileSize: Int) throws(QueueError) {
-        let oldRing = Int(ck.ringSize)
+    /// Rebuild the file for a new ring size or from format version 1, keeping for each
+    /// class the newest records that fit in 3/4 of its new ring.
+    private func migrate(from ck: Checkpoint) throws(QueueError) {
         var old: [QueuedRecord] = []
         var maxSeq: UInt64 = 0
         // A short file reads as zeros past its end, so a torn tail is handled as usual.
-        var reader = RingReader(fh: fh, ring: oldRing)
-        let rec = try reader.recover(headOffset: Int(ck.headOffset), headSeq: ck.headSeq)
-        maxSeq = rec.maxSeq
-        skipped = rec.skipped
-        for e in rec.entries {
-            var buf = [UInt8](repeating: 0, count: e.length)
-            _ = try fh.preadFully(&buf, count: e.length, offset: Self.headerSize + e.offset + Self.recordHeaderSize)
-            old.append(QueuedRecord(seq: e.seq, kind: e.kind, timestampMs: e.timestampMs, payload: buf))
+        for (i, l) in ck.layout.enumerated() {
+            var reader = RingReader(fh: fh, base: l.base, ring: l.size)
+            let rec = try reader.recover(headOffset: Int(ck.heads[i].offset), headSeq: ck.heads[i].seq)
+            maxSeq = max(maxSeq, rec.maxSeq)
+            skipped += rec.skipped
+            for e in rec.entries {
+                var buf = [UInt8](repeating: 0, count: e.length)
+                _ = try fh.preadFully(&buf, count: e.length, offset: l.base + e.offset + Self.recordHeaderSize)
+                old.append(QueuedRecord(seq: e.seq, kind: e.kind, timestampMs: e.timestampMs, payload: buf))
+            }
         }
-        // Keep the newest records that fit in 3/4 of the new ring.
-        var keepFrom = old.count
-        var total = 0
-        while keepFrom > 0 {
-            let r = old[keepFrom - 1]
+        old.sort { $0.seq < $1.seq }
+        // Newest first per class: keep what fits in 3/4 of its ring.
+        var total = [0, 0]
+        var keep = [Bool](repeating: false, count: old.count)
+        var gaps = [GapRange(cls: "priority"), GapRange(cls: "telemetry")]
+        let ringOf = old.map { Self.ringIndex($0) }
+        for j in old.indices.reversed() {
+            let r = old[j]
+            let x = ringOf[j]
             let s = Self.recordSize(r.payload.count)
-            if r.payload.count > Self.maxPayload(ring: ringSize) || total + s > ringSize - ringSize / 4 { break }
-            total += s
-            keepFrom -= 1
+            let cap = rings[x].size - rings[x].size / 4
+            if r.payload.count <= Self.maxPayload(ring: rings[x].size) && total[x] + s <= cap {
+                total[x] += s
+                keep[j] = true
+            }
         }
-        dropped = old[0..<keepFrom].filter { $0.kind != .gap }.count
+        for (j, r) in old.enumerated() where !keep[j] {
+            if r.kind == .gap {
+                if let g = GapRange.parse(r.payload) { gaps[ringOf[j]].merge(g) }
+            } else {
+                gaps[ringOf[j]].add(r.seq)
+                if r.kind == .telemetry { droppedTelemetry += 1 } else { droppedPriority += 1 }
+            }
+        }
 
         let tmpPath = path + ".resize"
         let newFH = try Self.openLocked(tmpPath, truncate: true)
@@ -265,10 +485,15 @@ public final class DiskQueue {
             generation = ck.generation
             nextSeq = max(ck.highWater, maxSeq &+ 1, 1)
             highWater = nextSeq
-            head = 0; tail = 0; used = 0; durableSpan = 0
-            entries = []; first = 0; unacked = 0
-            for r in old[keepFrom...] {
-                try writeRecord(seq: r.seq, kind: r.kind, payload: r.payload, timestampMs: r.timestampMs)
+            rings = Self.layout(ringSize: ringSize)
+            for (j, r) in old.enumerated() where keep[j] {
+                try writeRecord(ring: ringOf[j], seq: r.seq, kind: r.kind, payload: r.payload,
+                                timestampMs: r.timestampMs)
+            }
+            for x in [Self.T, Self.P] {
+                if let p = gaps[x].json() {
+                    try writeRecord(ring: x, seq: nil, kind: .gap, payload: p, timestampMs: old.last?.timestampMs ?? 0)
+                }
             }
             try writeCheckpoint()
             try fh.datasync()
@@ -283,12 +508,13 @@ public final class DiskQueue {
         }
         syncDirectory(directory)
         Glibc.close(oldFH.fd)
-        durableSpan = used
+        for i in rings.indices { rings[i].durableSpan = rings[i].used }
         dirty = false
+        dirtySinceMs = nil
     }
 
     static func readCheckpoint(_ fh: FileHandle, fileSize: Int) throws(QueueError) -> Checkpoint? {
-        guard fileSize >= checkpointSize else { return nil }
+        guard fileSize >= 52 else { return nil }
         var buf = [UInt8](repeating: 0, count: headerSize)
         _ = try fh.preadFully(&buf, count: min(fileSize, headerSize), offset: 0)
         var best: Checkpoint?
@@ -300,13 +526,27 @@ public final class DiskQueue {
     }
 
     static func decodeCheckpoint(_ b: [UInt8], at o: Int) -> Checkpoint? {
-        guard getU32(b, o) == checkpointMagic, getU32(b, o + 4) == checkpointVersion else { return nil }
-        guard CRC32C.checksum(b, range: o..<(o + 48)) == getU32(b, o + 48) else { return nil }
-        let c = Checkpoint(generation: getU64(b, o + 8), ringSize: getU64(b, o + 16),
-                           headOffset: getU64(b, o + 24), headSeq: getU64(b, o + 32),
-                           highWater: getU64(b, o + 40))
-        guard c.ringSize >= 65536, c.ringSize % 4096 == 0, c.ringSize <= UInt64(Int.max / 2),
-              c.headOffset < c.ringSize, c.headOffset % 8 == 0 else { return nil }
+        guard getU32(b, o) == checkpointMagic else { return nil }
+        let version = getU32(b, o + 4)
+        let c: Checkpoint
+        switch version {
+        case 1:
+            guard CRC32C.checksum(b, range: o..<(o + 48)) == getU32(b, o + 48) else { return nil }
+            c = Checkpoint(version: 1, generation: getU64(b, o + 8), ringSize: getU64(b, o + 16), prioritySize: 0,
+                           heads: [Head(offset: getU64(b, o + 24), seq: getU64(b, o + 32))], highWater: getU64(b, o + 40))
+        case 2:
+            guard CRC32C.checksum(b, range: o..<(o + 72)) == getU32(b, o + 72) else { return nil }
+            c = Checkpoint(version: 2, generation: getU64(b, o + 8), ringSize: getU64(b, o + 16),
+                           prioritySize: getU64(b, o + 24),
+                           heads: [Head(offset: getU64(b, o + 32), seq: getU64(b, o + 40)),
+                                   Head(offset: getU64(b, o + 48), seq: getU64(b, o + 56))],
+                           highWater: getU64(b, o + 64))
+            guard c.prioritySize >= 4096, c.prioritySize % 4096 == 0, c.prioritySize < c.ringSize else { return nil }
+        default:
+            return nil
+        }
+        guard c.ringSize >= 65536, c.ringSize % 4096 == 0, c.ringSize <= UInt64(Int.max / 2) else { return nil }
+        for (h, l) in zip(c.heads, c.layout) where h.offset >= UInt64(l.size) || h.offset % 8 != 0 { return nil }
         return c
     }
 
@@ -316,10 +556,13 @@ public final class DiskQueue {
         putU32(&b, 4, checkpointVersion)
         putU64(&b, 8, c.generation)
         putU64(&b, 16, c.ringSize)
-        putU64(&b, 24, c.headOffset)
-        putU64(&b, 32, c.headSeq)
-        putU64(&b, 40, c.highWater)
-        putU32(&b, 48, CRC32C.checksum(b, range: 0..<48))
+        putU64(&b, 24, c.prioritySize)
+        putU64(&b, 32, c.heads[0].offset)
+        putU64(&b, 40, c.heads[0].seq)
+        putU64(&b, 48, c.heads[1].offset)
+        putU64(&b, 56, c.heads[1].seq)
+        putU64(&b, 64, c.highWater)
+        putU32(&b, 72, CRC32C.checksum(b, range: 0..<72))
         return b
     }
 
@@ -343,49 +586,44 @@ public final class DiskQueue {
 
     // MARK: - Public API
 
-    /// Append a record; returns its seq. May drop the oldest records (and append
-    /// a gap record first) when the queue is full.
+    /// Append a record; returns its seq. May drop the oldest records of the record's class
+    /// (and append gap records first) when its ring is full.
     @discardableResult
     public func append(kind: RecordKind, payload: [UInt8], timestampMs: Int64) throws(QueueError) -> UInt64 {
-        try checkUsable()
-        guard payload.count <= maxPayloadBytes else {
+        try checkWritable()
+        let x = Self.ringIndex(kind)
+        let limit = Self.maxPayload(ring: rings[x].size)
+        guard payload.count <= limit else {
             throw QueueError(errno: EMSGSIZE, operation: "append", path: path,
-                             detail: "payload of \(payload.count) bytes exceeds \(maxPayloadBytes)")
+                             detail: "payload of \(payload.count) bytes exceeds \(limit) for \(kind)")
         }
         let size = Self.recordSize(payload.count)
-        if ringSize - used < spaceNeeded([size]) {
-            var gap = GapRange()
-            let target = min(ringSize, spaceNeeded([Self.gapReserve, size]) + ringSize / 16)
-            while first < entries.count && ringSize - used < target {
-                try dropOldest(into: &gap)
-            }
-            try writeCheckpoint()
-            if let json = gap.json() {
-                try writeRecord(seq: nil, kind: .gap, payload: json, timestampMs: timestampMs)
-            }
-        }
-        let seq = try writeRecord(seq: nil, kind: kind, payload: payload, timestampMs: timestampMs)
+        if !fits(x, size) { try makeRoom(x, size, timestampMs: timestampMs) }
+        let seq = try writeRecord(ring: x, seq: nil, kind: kind, payload: payload, timestampMs: timestampMs)
         try syncAfterWrite(nowMs: timestampMs)
         return seq
     }
 
-    /// Unacknowledged records with seq > `seq`, oldest first, at most `limit`.
+    /// Unacknowledged records with seq > `seq`, oldest first (both rings merged by seq), at most `limit`.
     public func records(after seq: UInt64, limit: Int) -> [QueuedRecord] {
         guard !closed, limit > 0 else { return [] }
-        var lo = first, hi = entries.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if entries[mid].seq <= seq { lo = mid + 1 } else { hi = mid }
-        }
+        var idx = rings.map { $0.lowerIndex(after: seq) }
         var out: [QueuedRecord] = []
-        var i = lo
-        while i < entries.count && out.count < limit {
-            let e = entries[i]
-            i += 1
-            if e.acked { continue }
+        while out.count < limit {
+            var pick = -1
+            for r in rings.indices {
+                while idx[r] < rings[r].entries.count && rings[r].entries[idx[r]].acked { idx[r] += 1 }
+                if idx[r] < rings[r].entries.count,
+                   pick < 0 || rings[r].entries[idx[r]].seq < rings[pick].entries[idx[pick]].seq {
+                    pick = r
+                }
+            }
+            if pick < 0 { break }
+            let e = rings[pick].entries[idx[pick]]
+            idx[pick] += 1
             var buf = [UInt8](repeating: 0, count: e.length)
             do {
-                let n = try fh.preadFully(&buf, count: e.length, offset: Self.headerSize + e.offset + Self.recordHeaderSize)
+                let n = try fh.preadFully(&buf, count: e.length, offset: rings[pick].base + e.offset + Self.recordHeaderSize)
                 if n != e.length { break }
             } catch {
                 break
@@ -397,20 +635,27 @@ public final class DiskQueue {
 
     /// Mark `seq` as delivered. Unknown or already-acked seqs are ignored.
     public func ack(seq: UInt64) throws(QueueError) {
-        try checkUsable()
-        guard let i = index(of: seq), !entries[i].acked else { return }
-        entries[i].acked = true
-        unacked -= 1
-        if i == first {
-            while first < entries.count && entries[first].acked { first += 1 }
-            updateHead()
-            try writeCheckpoint()
+        try checkWritable()
+        for r in rings.indices {
+            guard let i = rings[r].index(of: seq) else { continue }
+            guard !rings[r].entries[i].acked else { return }
+            rings[r].entries[i].acked = true
+            rings[r].unacked -= 1
+            if i == rings[r].first {
+                while rings[r].first < rings[r].entries.count && rings[r].entries[rings[r].first].acked {
+                    rings[r].first += 1
+                }
+                rings[r].updateHead()
+                try writeCheckpoint()
+            }
+            return
         }
     }
 
     /// In `.batch` mode, sync if unsynced data is at least the interval old.
     public func flushIfDue(nowMs: Int64) throws(QueueError) {
         try checkUsable()
+        if readOnly { return }
         if case .batch(let iv) = syncMode, let since = dirtySinceMs, nowMs - since >= iv || nowMs < since {
             try syncData()
         }
@@ -419,19 +664,32 @@ public final class DiskQueue {
     /// `fdatasync` now if anything was written since the last sync.
     public func sync() throws(QueueError) {
         try checkUsable()
-        if dirty { try syncData() }
+        if dirty && !readOnly { try syncData() }
     }
 
     public var stats: QueueStats {
-        QueueStats(records: unacked, bytes: used,
-                   oldestTimestampMs: first < entries.count ? entries[first].timestampMs : nil,
-                   droppedRecords: dropped, skippedOnRecovery: skipped, nextSeq: nextSeq)
+        let two = rings.count == 2
+        let p = two ? rings[Self.P] : nil
+        let t = rings[rings.count - 1]
+        let oldest = rings.compactMap(\.oldestTimestampMs).min()
+        var s = QueueStats(records: rings.reduce(0) { $0 + $1.unacked }, bytes: rings.reduce(0) { $0 + $1.used },
+                           oldestTimestampMs: oldest, droppedRecords: droppedTelemetry + droppedPriority,
+                           skippedOnRecovery: skipped, nextSeq: nextSeq)
+        s.telemetryRecords = t.unacked
+        s.telemetryBytes = t.used
+        s.telemetryCapacity = t.size
+        s.priorityRecords = p?.unacked ?? 0
+        s.priorityBytes = p?.used ?? 0
+        s.priorityCapacity = p?.size ?? 0
+        s.droppedTelemetry = droppedTelemetry
+        s.droppedPriority = droppedPriority
+        return s
     }
 
     /// Sync (unless `.none`) and close. Further calls throw EBADF.
     public func close() {
         guard !closed else { return }
-        if syncMode != .none && dirty && failure == nil { try? syncData() }
+        if !readOnly && syncMode != .none && dirty && failure == nil { try? syncData() }
         Glibc.close(fh.fd)
         closed = true
     }
@@ -443,63 +701,65 @@ public final class DiskQueue {
         if let failure { throw failure }
     }
 
-    func index(of seq: UInt64) -> Int? {
-        var lo = first, hi = entries.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if entries[mid].seq < seq { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < entries.count && entries[lo].seq == seq ? lo : nil
+    func checkWritable() throws(QueueError) {
+        try checkUsable()
+        if readOnly { throw QueueError(errno: EROFS, operation: "write", path: path, detail: "queue opened read-only") }
     }
 
-    /// Bytes needed to write records of `sizes` one after another from the tail (incl. wrap waste).
-    func spaceNeeded(_ sizes: [Int]) -> Int {
-        var t = tail, total = 0
-        for s in sizes {
-            if t + s > ringSize { total += ringSize - t; t = 0 }
-            total += s
-            t += s
-            if t == ringSize { t = 0 }
-        }
-        return total
+    /// Whether a record of `size` bytes fits ring `x` without drops, keeping room for one
+    /// gap record on top (the reserve that a later drop writes its gap record into).
+    func fits(_ x: Int, _ size: Int) -> Bool {
+        let r = rings[x]
+        return r.free >= r.spaceNeeded([size, Self.gapReserve])
     }
 
-    func updateHead() {
-        if first < entries.count {
-            head = entries[first].offset
-            used = tail > head ? tail - head : ringSize - head + tail
-        } else {
-            head = tail
-            used = 0
+    /// Drop the oldest records of ring `x` until the record, a gap record, the reserve and
+    /// 1/16 of the ring of slack fit; write the gap record into space that was free before
+    /// the drops, then the checkpoint (see the crash-order note above).
+    func makeRoom(_ x: Int, _ size: Int, timestampMs: Int64) throws(QueueError) {
+        let g = Self.gapReserve
+        var gap = GapRange(cls: x == Self.T ? "telemetry" : "priority")
+        let preFree = rings[x].free
+        let target = min(rings[x].size, rings[x].spaceNeeded([g, size, g]) + rings[x].size / 16)
+        while rings[x].first < rings[x].entries.count && rings[x].free < target { dropOldest(x, into: &gap) }
+        guard let json = gap.json() else {
+            try writeCheckpoint()
+            return
         }
-        if first > 1024 && first * 2 > entries.count {
-            entries.removeFirst(first)
-            first = 0
-        }
+        // Normally the gap goes into space that was free before the drops (the reserve) and
+        // the checkpoint follows. Only a file that did not keep the reserve (e.g. just
+        // migrated from an older version) takes the other order.
+        let intoFree = rings[x].spaceNeeded([Self.recordSize(json.count)]) <= preFree
+        if !intoFree { try writeCheckpoint() }
+        try writeRecord(ring: x, seq: nil, kind: .gap, payload: json, timestampMs: timestampMs)
+        try writeCheckpoint()
     }
 
-    func dropOldest(into gap: inout GapRange) throws(QueueError) {
-        let e = entries[first]
-        first += 1
-        if !e.acked { unacked -= 1 }
+    func dropOldest(_ x: Int, into gap: inout GapRange) {
+        let e = rings[x].entries[rings[x].first]
+        rings[x].first += 1
+        if !e.acked { rings[x].unacked -= 1 }
         if e.kind == .gap {
-            var buf = [UInt8](repeating: 0, count: e.length)
-            if (try? fh.preadFully(&buf, count: e.length, offset: Self.headerSize + e.offset + Self.recordHeaderSize)) == e.length,
-               let g = GapRange.parse(buf) {
-                gap.merge(g)
+            if !e.acked {
+                var buf = [UInt8](repeating: 0, count: e.length)
+                if (try? fh.preadFully(&buf, count: e.length, offset: rings[x].base + e.offset + Self.recordHeaderSize)) == e.length,
+                   let g = GapRange.parse(buf) {
+                    gap.merge(g)
+                }
             }
         } else if !e.acked {
             gap.add(e.seq)
-            dropped += 1
+            if x == Self.T { droppedTelemetry += 1 } else { droppedPriority += 1 }
         }
-        while first < entries.count && entries[first].acked { first += 1 }
-        updateHead()
+        while rings[x].first < rings[x].entries.count && rings[x].entries[rings[x].first].acked { rings[x].first += 1 }
+        rings[x].updateHead()
     }
 
-    /// Write one record at the tail. `seq == nil` assigns the next seq.
+    /// Write one record at the tail of ring `x`. `seq == nil` assigns the next seq.
     /// The caller guarantees there is room.
     @discardableResult
-    func writeRecord(seq explicitSeq: UInt64?, kind: RecordKind, payload: [UInt8], timestampMs: Int64) throws(QueueError) -> UInt64 {
+    func writeRecord(ring x: Int, seq explicitSeq: UInt64?, kind: RecordKind, payload: [UInt8],
+                     timestampMs: Int64) throws(QueueError) -> UInt64 {
         let seq: UInt64
         if let explicitSeq {
             seq = explicitSeq
@@ -512,31 +772,33 @@ public final class DiskQueue {
             seq = nextSeq
         }
         let size = Self.recordSize(payload.count)
-        var pos = tail
+        let r = rings[x]
+        var pos = r.tail
         var waste = 0
-        if pos + size > ringSize {
-            waste = ringSize - pos
+        if pos + size > r.size {
+            waste = r.size - pos
             pos = 0
         }
-        precondition(used + waste + size <= ringSize, "DiskQueue: no room for record")
-        if syncMode != .none && durableSpan + waste + size > ringSize {
+        precondition(r.used + waste + size <= r.size, "DiskQueue: no room for record")
+        if syncMode != .none && r.durableSpan + waste + size > r.size {
             try syncData()
         }
         if waste >= Self.recordHeaderSize {
             let marker = Self.encodeRecord(magic: Self.wrapMagic, seq: seq, kind: 0, timestampMs: 0, payload: [])
-            try fh.pwriteFully(marker, offset: Self.headerSize + tail)
+            try fh.pwriteFully(marker, offset: r.base + r.tail)
         }
         let bytes = Self.encodeRecord(magic: Self.recordMagic, seq: seq, kind: kind.rawValue,
                                       timestampMs: timestampMs, payload: payload)
-        try fh.pwriteFully(bytes, offset: Self.headerSize + pos)
+        try fh.pwriteFully(bytes, offset: r.base + pos)
         if explicitSeq == nil { nextSeq = seq + 1 }
-        entries.append(Entry(seq: seq, offset: pos, length: payload.count, kind: kind,
-                             timestampMs: timestampMs, acked: false))
-        unacked += 1
-        tail = pos + size
-        if tail == ringSize { tail = 0 }
-        used += waste + size
-        durableSpan += waste + size
+        rings[x].entries.append(Entry(seq: seq, offset: pos, length: payload.count, kind: kind,
+                                      timestampMs: timestampMs, acked: false))
+        rings[x].unacked += 1
+        var tail = pos + size
+        if tail == r.size { tail = 0 }
+        rings[x].tail = tail
+        rings[x].used += waste + size
+        rings[x].durableSpan += waste + size
         if !dirty || dirtySinceMs == nil { dirtySinceMs = timestampMs }
         dirty = true
         return seq
@@ -544,8 +806,12 @@ public final class DiskQueue {
 
     func writeCheckpoint() throws(QueueError) {
         generation += 1
-        let c = Checkpoint(generation: generation, ringSize: UInt64(ringSize), headOffset: UInt64(head),
-                           headSeq: first < entries.count ? entries[first].seq : nextSeq, highWater: highWater)
+        let p = rings[Self.P], t = rings[Self.T]
+        let c = Checkpoint(version: Self.checkpointVersion, generation: generation, ringSize: UInt64(ringSize),
+                           prioritySize: UInt64(p.size),
+                           heads: [Head(offset: UInt64(p.head), seq: p.headSeq(next: nextSeq)),
+                                   Head(offset: UInt64(t.head), seq: t.headSeq(next: nextSeq))],
+                           highWater: highWater)
         try fh.pwriteFully(Self.encodeCheckpoint(c), offset: Self.slotOffsets[Int(generation % 2)])
         dirty = true
     }
@@ -559,7 +825,7 @@ public final class DiskQueue {
         }
         dirty = false
         dirtySinceMs = nil
-        durableSpan = used
+        for i in rings.indices { rings[i].durableSpan = rings[i].used }
     }
 
     func syncAfterWrite(nowMs: Int64) throws(QueueError) {
@@ -574,8 +840,10 @@ public final class DiskQueue {
     }
 }
 
-/// Range of dropped seqs described by a gap record.
+/// Range of dropped seqs of one class described by a gap record.
 struct GapRange: Equatable {
+    /// "telemetry" or "priority" (a gap written before classes existed parses as telemetry).
+    var cls = "telemetry"
     var from: UInt64?
     var to: UInt64 = 0
     var count: UInt64 = 0
@@ -595,36 +863,39 @@ struct GapRange: Equatable {
 
     func json() -> [UInt8]? {
         guard let from else { return nil }
-        return Array("{\"from_seq\":\(from),\"to_seq\":\(to),\"count\":\(count),\"reason\":\"queue_full\"}".utf8)
+        return Array("{\"from_seq\":\(from),\"to_seq\":\(to),\"count\":\(count),\"reason\":\"queue_full\",\"class\":\"\(cls)\"}".utf8)
     }
 
     /// Parse the numbers out of a gap payload written by `json()`.
     static func parse(_ payload: [UInt8]) -> GapRange? {
-        func number(after key: String) -> UInt64? {
+        func find(_ key: String) -> Int? {
             let k = Array(key.utf8)
             guard payload.count >= k.count else { return nil }
             var i = 0
             while i + k.count <= payload.count {
-                if payload[i..<(i + k.count)].elementsEqual(k) {
-                    var j = i + k.count
-                    var v: UInt64 = 0
-                    var any = false
-                    while j < payload.count, payload[j] >= 48, payload[j] <= 57 {
-                        let (m, o1) = v.multipliedReportingOverflow(by: 10)
-                        let (a, o2) = m.addingReportingOverflow(UInt64(payload[j] - 48))
-                        if o1 || o2 { return nil }
-                        v = a
-                        any = true
-                        j += 1
-                    }
-                    return any ? v : nil
-                }
+                if payload[i..<(i + k.count)].elementsEqual(k) { return i + k.count }
                 i += 1
             }
             return nil
         }
+        func number(after key: String) -> UInt64? {
+            guard var j = find(key) else { return nil }
+            var v: UInt64 = 0
+            var any = false
+            while j < payload.count, payload[j] >= 48, payload[j] <= 57 {
+                let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(UInt64(payload[j] - 48))
+                if o1 || o2 { return nil }
+                v = a
+                any = true
+                j += 1
+            }
+            return any ? v : nil
+        }
         guard let f = number(after: "\"from_seq\":"), let t = number(after: "\"to_seq\":"),
               let c = number(after: "\"count\":"), f <= t else { return nil }
-        return GapRange(from: f, to: t, count: c)
+        let cls = find("\"class\":\"priority\"") != nil ? "priority" : "telemetry"
+        return GapRange(cls: cls, from: f, to: t, count: c)
     }
 }
+

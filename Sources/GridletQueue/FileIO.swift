@@ -78,11 +78,13 @@ struct FileHandle {
         }
         var e: Int32
         repeat { e = posix_fallocate(fd, 0, off_t(total)) } while e == EINTR
-        if e == 0 { return }
-        guard e == EOPNOTSUPP || e == ENOSYS || e == EINVAL else {
+        guard e == 0 || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL else {
             throw QueueError(errno: e, operation: "fallocate", path: path)
         }
-        // Fallback: write zeros from the current end of file to `total`.
+        // Write zeros over the new range even when fallocate worked: fallocate leaves
+        // "unwritten" extents that later writes split, and the filesystem then needs extent
+        // tree blocks, so the blocks allocated to the file would grow past its size. Written
+        // zeros make the allocation final (done once, when the file is created or grows).
         let start = min(cur, total)
         let chunk = [UInt8](repeating: 0, count: 65536)
         var off = start

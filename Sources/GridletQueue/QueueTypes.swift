@@ -46,6 +46,18 @@ public struct QueueStats: Sendable, Equatable {
     public var skippedOnRecovery: Int
     /// The seq the next append will get.
     public var nextSeq: UInt64
+    /// Per class: telemetry (its own ring) and priority (responses, ledger and gap
+    /// records, in the reserved priority ring). Records are unacked records, bytes the
+    /// ring's live region, capacity the ring's size, dropped the non-gap records dropped
+    /// because that ring was full (since this instance opened, incl. at migration).
+    public var telemetryRecords = 0
+    public var telemetryBytes = 0
+    public var telemetryCapacity = 0
+    public var droppedTelemetry = 0
+    public var priorityRecords = 0
+    public var priorityBytes = 0
+    public var priorityCapacity = 0
+    public var droppedPriority = 0
 
     public init(records: Int, bytes: Int, oldestTimestampMs: Int64?, droppedRecords: Int,
                 skippedOnRecovery: Int, nextSeq: UInt64) {

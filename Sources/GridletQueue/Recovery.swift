@@ -21,14 +21,17 @@ struct RingReader {
     }
 
     let fh: FileHandle
+    /// File offset of ring byte 0.
+    let base: Int
     let ring: Int
     let maxPayload: Int
     var buf: [UInt8] = []
     var start = 0
     var end = 0
 
-    init(fh: FileHandle, ring: Int) {
+    init(fh: FileHandle, base: Int, ring: Int) {
         self.fh = fh
+        self.base = base
         self.ring = ring
         self.maxPayload = DiskQueue.maxPayload(ring: ring)
     }
@@ -38,7 +41,7 @@ struct RingReader {
         if pos >= start && pos + count <= end { return }
         let want = min(max(count, 256 * 1024), ring - pos)
         if buf.count < want { buf = [UInt8](repeating: 0, count: want) }
-        let n = try fh.preadFully(&buf, count: want, offset: DiskQueue.headerSize + pos)
+        let n = try fh.preadFully(&buf, count: want, offset: base + pos)
         if n < want {
             for i in n..<want { buf[i] = 0 }
         }

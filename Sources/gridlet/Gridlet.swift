@@ -11,7 +11,8 @@ struct Gridlet: ParsableCommand {
         abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
         version: gridletVersion,
         subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, Boards.self,
-                      Events.self, OptOut.self, Schedule.self, Scan.self, ModbusCommand.self, BenchPoll.self])
+                      Events.self, OptOut.self, Schedule.self, Scan.self, ModbusCommand.self, BenchPoll.self,
+                      QueueCommand.self])
 }
 
 /// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.

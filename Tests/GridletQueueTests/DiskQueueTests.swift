@@ -418,17 +418,24 @@ import Testing
         let dir = TempDir()
         do {
             let q = try DiskQueue(directory: dir.path, maxBytes: 256 * 1024, sync: .none)
-            for i in 0..<100 { try q.append(kind: .ledger, payload: payload(i, size: 1000), timestampMs: Int64(i)) }
+            for i in 0..<100 { try q.append(kind: .telemetry, payload: payload(i, size: 1000), timestampMs: Int64(i)) }
+            #expect(q.stats.droppedRecords == 0)
             q.close()
         }
         let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
         #expect(fileStat(dir.queueFile).st_size == off_t(65536 + 4096))
         let recs = allRecords(q)
-        #expect(!recs.isEmpty)
-        #expect(recs.last?.seq == 100)
-        #expect(recs.map(\.seq) == Array(UInt64(101 - recs.count)...100))
-        #expect(recs.allSatisfy { $0.payload == payload(Int($0.seq) - 1, size: 1000) })
-        #expect(q.stats.droppedRecords == 100 - recs.count)
+        let data = recs.filter { $0.kind != .gap }
+        #expect(!data.isEmpty)
+        #expect(data.last?.seq == 100)
+        #expect(data.map(\.seq) == Array(UInt64(101 - data.count)...100))
+        #expect(data.allSatisfy { $0.payload == payload(Int($0.seq) - 1, size: 1000) })
+        let droppedN = 100 - data.count
+        #expect(q.stats.droppedRecords == droppedN)
+        #expect(q.stats.droppedTelemetry == droppedN)
+        // The migration reports what it dropped with a gap record.
+        let gaps = recs.filter { $0.kind == .gap }.compactMap { parseGap($0.payload) }
+        #expect(gaps == [GapInfo(from: 1, to: UInt64(droppedN), count: UInt64(droppedN))])
         #expect(try q.append(kind: .ledger, payload: [1], timestampMs: 0) > 100)
         q.close()
         let q2 = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
