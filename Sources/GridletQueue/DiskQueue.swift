@@ -393,10 +393,18 @@ public final class DiskQueue {
     static func openLocked(_ path: String, truncate: Bool) throws(QueueError) -> FileHandle {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0o644)
         if fd < 0 { throw QueueError(errno: errno, operation: "open", path: path) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // Wait up to 1 s for the lock: a previous instance may be exiting (a restart), or a child
+        // process forked elsewhere in this process may briefly share the file description before
+        // its exec closes it (O_CLOEXEC); seen as a rare EWOULDBLOCK in parallel tests.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
-            Glibc.close(fd)
-            throw QueueError(errno: e, operation: "flock", path: path, detail: "queue is in use by another instance")
+            attempts += 1
+            if e != EWOULDBLOCK || attempts >= 20 {
+                Glibc.close(fd)
+                throw QueueError(errno: e, operation: "flock", path: path, detail: "queue is in use by another instance")
+            }
+            usleep(50_000)
         }
         return FileHandle(fd: fd, path: path)
     }
