@@ -272,8 +272,9 @@ def test_starts_without_any_broker_and_controls_locally(site):
     # The charger's own failsafe is programmed and the fallback applied once comm_loss_timeout passes.
     wait_until(lambda: ch.last_value(2000) == 6, 10, what="failsafe programmed without a broker")
     wait_until(lambda: ch.last_value(5004) == 6, 10, what="fallback without a broker")
-    st = agent.status()
-    assert st["state"]["source"] == "fallback" and st["state"]["comm"]["ok"] is False
+    st = wait_until(lambda: (lambda v: v if v["state"]["source"] == "fallback" else None)(agent.status()), 5,
+                    what="status to show fallback")
+    assert st["state"]["comm"]["ok"] is False
     assert st["mqtt"]["connected"] is False
     # When a broker appears, it connects and the queued telemetry arrives flagged historical.
     util = None

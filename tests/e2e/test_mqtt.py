@@ -119,7 +119,7 @@ def test_tls_right_ca_connects_wrong_ca_and_expired_cert_are_refused(site):
 
             good = run("ca.pem", "client.pem", "client.key")
             util.wait_for("status", lambda p: p.get("online") is True, timeout=15)
-            assert good.status()["mqtt"]["connected"] is True
+            wait_until(lambda: good.status()["mqtt"]["connected"], 5, what="status to show the TLS connection")
             good.stop()
 
             bad_ca = run("otherca.pem", "client.pem", "client.key")
