@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Unpaced drain rate of gridlet's backlog (replay_rate 10000, 16 in flight) against a raw
 # libmosquitto C publisher (also 16 in flight, same payload size) to the same local broker.
-# usage: bench/drain.sh [RECORDS]   (default 5000)
+# The backlog is written into the agent's queue beforehand by gridlet-queue-stress --bench fill.
+# usage: bench/drain.sh [RECORDS]   (default 20000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n="${1:-5000}"
+n="${1:-20000}"
 export PATH="$PATH:/usr/sbin"
 swift build -c release --static-swift-stdlib -Xlinker -s >/dev/null
 bin=$PWD/.build/release/gridlet
+stress=$PWD/.build/release/gridlet-queue-stress
 work=$(mktemp -d); chmod 755 "$work"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -15,36 +17,28 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mq=$(port); mp=$(port); cp=$(port)
 gcc -O2 -o "$work/raw_publish" bench/raw_publish.c -lmosquitto
+"$stress" --dir "$work/state/queue" --max-bytes $((64 << 20)) --run 0 --bench fill --count "$n" >&2
+mosquitto -p "$mq" >/dev/null 2>&1 & pids+=($!)
 "$bin" simulate eastron-sdm630 --port "$mp" 2>/dev/null & pids+=($!)
 "$bin" simulate vestel-evc04 --port "$cp" --voltage 230 2>/dev/null & pids+=($!)
+sleep 0.5
 cat > "$work/g.yaml" <<YAML
 site: { id: bench, state_dir: $work/state, socket: $work/g.sock }
 buses:
   - { name: m, kind: tcp, host: 127.0.0.1, port: $mp }
   - { name: c, kind: tcp, host: 127.0.0.1, port: $cp }
 devices:
-  - { name: meter, bus: m, unit: 1, profile: eastron-sdm630, role: site-meter, poll: 100ms }
-  - { name: evse, bus: c, unit: 255, profile: vestel-evc04, role: charger, max_current: 16, poll: 100ms }
+  - { name: meter, bus: m, unit: 1, profile: eastron-sdm630, role: site-meter, poll: 1s }
+  - { name: evse, bus: c, unit: 255, profile: vestel-evc04, role: charger, max_current: 16, poll: 1s }
 mqtt: { host: 127.0.0.1, port: $mq }
-telemetry: { interval: 100ms }
+telemetry: { interval: 1s }
 queue: { max_bytes: 64MiB, replay_rate: 10000 }
 YAML
-status() { "$bin" status --json --socket "$work/g.sock" 2>/dev/null || echo '{}'; }
-field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read() or '{}'); print(d.get('queue',{}).get('$1',0))"; }
-# Build a backlog with no broker: telemetry every 100 ms; wait until N records are queued.
+q() { "$bin" status --json --socket "$work/g.sock" 2>/dev/null | python3 -c "import json,sys; d=json.loads(sys.stdin.read() or '{}'); print(d.get('queue',{}).get('records',-1), d.get('mqtt',{}).get('acked',0))" 2>/dev/null || echo "-1 0"; }
+t0=$(date +%s.%N)
 "$bin" run --config "$work/g.yaml" --log-level warning 2>/dev/null & gp=$!; pids+=($gp)
-echo "building a backlog of $n records (no broker)..." >&2
-while [ "$(status | field records)" -lt "$n" ]; do sleep 1; done
-size=$(status | python3 -c "import json,sys; q=json.load(sys.stdin)['queue']; print(q['bytes']//max(1,q['records']))")
-mosquitto -p "$mq" >/dev/null 2>&1 & pids+=($!)
-conn() { status | python3 -c "import json,sys; print(json.loads(sys.stdin.read() or '{}').get('mqtt',{}).get('connected',False))"; }
-while [ "$(conn)" != "True" ]; do sleep 0.02; done   # time the drain, not the reconnect backoff
-acked() { status | python3 -c "import json,sys; print(json.loads(sys.stdin.read() or '{}').get('mqtt',{}).get('acked',0))"; }
-# Sample the acknowledged count twice while the backlog is still draining.
-a0=$(acked); t0=$(date +%s.%N)
-sleep 0.5
-a1=$(acked); t1=$(date +%s.%N)
-left=$(status | field records)
-python3 -c "da=$a1-$a0; dt=$t1-$t0; print(f'gridlet_drain_msgs_per_s={da/dt:.0f} ({da} PUBACKs in {dt:.2f}s, backlog {$n} at connect, {$left} left after; ~{$size} bytes/record on disk)')"
-[ "$left" -gt 0 ] || echo "warning: the backlog drained within the window; use a larger RECORDS" >&2
+while :; do read -r left acked < <(q); [ "$left" -ge 0 ] && [ "$left" -le 2 ] && [ "$acked" -ge "$n" ] && break; sleep 0.05; done
+t1=$(date +%s.%N)
+python3 -c "n=$n; dt=$t1-$t0; print(f'gridlet_drain_msgs_per_s={n/dt:.0f} ({n} records from process start to all acknowledged: {dt:.2f} s, incl. start and connect)')"
+size=$(python3 -c "print(len('{\"seq\":1,\"historical\":true,\"ts\":\"2027-06-01T17:00:00.000Z\",\"devices\":{\"meter\":{\"power_w\":4318.25,\"import_wh\":12345500,\"export_wh\":67250,\"voltage_v\":[229.5,230.25,231],\"current_a\":[5.5,6.25,7],\"frequency_hz\":50.0625,\"ok\":true}},\"control\":{\"limit_w\":11040,\"applied_a\":16,\"source\":\"default\"}}'))")
 "$work/raw_publish" "$mq" "$n" "$size"

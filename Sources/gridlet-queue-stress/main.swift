@@ -94,7 +94,18 @@ func monoNs() -> UInt64 {
 if let mode = opts["bench"] {
     let body = [UInt8](repeating: 0x61, count: 200)
     do {
-        if mode == "append" {
+        if mode == "fill" {
+            // A backlog for bench/drain.sh: N telemetry-shaped JSON records, none acknowledged.
+            let n = opts["count"].flatMap { Int($0) } ?? 10000
+            let json = Array(("{\"ts\":\"2027-06-01T17:00:00.000Z\",\"devices\":{\"meter\":{\"power_w\":4318.25,"
+                + "\"import_wh\":12345500,\"export_wh\":67250,\"voltage_v\":[229.5,230.25,231],\"current_a\":[5.5,6.25,7],"
+                + "\"frequency_hz\":50.0625,\"ok\":true}},\"control\":{\"limit_w\":11040,\"applied_a\":16,\"source\":\"default\"}}").utf8)
+            let q = try DiskQueue(directory: dir, maxBytes: maxBytes, sync: .none)
+            for i in 0..<n { try q.append(kind: .telemetry, payload: json, timestampMs: Int64(i)) }
+            try q.sync()
+            out("fill records=\(q.stats.records) bytes=\(q.stats.bytes) payload=\(json.count)")
+            q.close()
+        } else if mode == "append" {
             let n = opts["count"].flatMap { Int($0) } ?? 10000
             let q = try DiskQueue(directory: dir, maxBytes: maxBytes,
                                   sync: syncName == "batch" ? .batch(intervalMs: 1000) : sync)
