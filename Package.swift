@@ -25,7 +25,7 @@ let package = Package(
         ]),
         .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue"]),
         .executableTarget(name: "gridlet", dependencies: [
-            "GridletAgent",
+            "GridletAgent", "CGridletSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "gridlet-bench-decision", dependencies: ["GridletCore"]),

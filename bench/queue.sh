@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Queue benchmark, one run: append rate with sync batch and always, recovery (open) time of a
-# full 64 MiB queue. Release build of gridlet-queue-stress. Usage: bench/queue.sh [DIR]
+# full 64 MiB queue, unpaced drain rate against a raw libmosquitto publisher. Release build of gridlet-queue-stress. Usage: bench/queue.sh [DIR]
 # (DIR: a directory on the filesystem to measure; default a temp dir under /var/tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +12,5 @@ echo "filesystem: $(df -T "$BASE" | awk 'NR==2 {print $2" on "$1}'), $(nproc) co
 "$BIN" --bench append --dir "$BASE/batch" --max-bytes $((64 << 20)) --sync batch --run 1 --count 200000
 "$BIN" --bench append --dir "$BASE/always" --max-bytes $((64 << 20)) --sync always --run 1 --count 2000
 "$BIN" --bench recovery --dir "$BASE/full" --max-bytes $((64 << 20)) --sync none --run 1
-echo "drain: TODO (MQTT helper): unpaced drain rate of the queue against a raw libmosquitto C publisher to the same broker"
+# Unpaced drain of a 20,000-record backlog by the agent vs a raw libmosquitto publisher, same broker.
+bench/drain.sh 20000

@@ -1,3 +1,4 @@
+import CGridletSys
 import Glibc
 import GridletCore
 import GridletModbus
@@ -186,6 +187,8 @@ public final class Agent {
     /// Runs until SIGTERM/SIGINT; returns after a clean stop.
     public func run() throws(AgentError) {
         installSignalHandlers()
+        // Again once the daemon's start-up code (parsing, profiles, config) has run.
+        if getenv("GRIDLET_NO_TRIM") == nil { _ = gridlet_trim_code_pages() }
         log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(links.count) device(s), broker \(config.mqtt.host):\(config.mqtt.port), queue \(queue.stats.records) record(s) pending")
         try startMQTT()
         let box = mailbox
