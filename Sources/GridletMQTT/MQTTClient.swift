@@ -115,7 +115,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     private func configure() throws(MQTTError) {
-        let version = options.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
+        let version = sink.usingV5.load(ordering: .relaxed) ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
         try check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version)), "set MQTT protocol version")
         try check(mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, Int32(options.maxInflight)), "set in-flight limit")
         mosquitto_max_inflight_messages_set(mosq, UInt32(options.maxInflight))
@@ -194,6 +194,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     fileprivate func runNetworkLoop() {
         var needConnect = false
+        var droppedBeforeConnack = 0
         var attempt = 0
         func pause(_ ms: Int) {
             var left = ms
@@ -216,10 +217,22 @@ public final class MQTTClient: @unchecked Sendable {
                 }
             }
             if sink.downgradeRequested.exchange(false, ordering: .relaxed) {
-                _ = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(MQTT_PROTOCOL_V311))
+                // Start over as a 3.1.1 client: the MQTT 5 CONNECT properties libmosquitto keeps
+                // for reconnects are not allowed in 3.1.1 (MOSQ_ERR_NOT_SUPPORTED otherwise).
                 sink.usingV5.store(false, ordering: .relaxed)
+                _ = mosquitto_disconnect(mosq)
+                _ = mosquitto_reinitialise(mosq, options.clientID, options.cleanSession, Unmanaged.passUnretained(sink).toOpaque())
+                do throws(MQTTError) {
+                    try configure()
+                    try check(mosquitto_threaded_set(mosq, true), "enable threaded mode")
+                } catch {
+                    sink.handler(.connectFailed("reconfiguring for MQTT 3.1.1: \(error)"))
+                }
                 sink.handler(.protocolDowngraded)
                 attempt = 0
+                firstDone = false
+                needConnect = false
+                continue
             }
             if needConnect {
                 let rc = mosquitto_reconnect_async(mosq)
@@ -231,9 +244,20 @@ public final class MQTTClient: @unchecked Sendable {
                 needConnect = false
             }
             let rc = mosquitto_loop(mosq, 100, 1)
-            if sink.connected.load(ordering: .relaxed) { attempt = 0 }
+            if sink.connected.load(ordering: .relaxed) { attempt = 0; droppedBeforeConnack = 0 }
             if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
                 if stopped.withLock({ $0 }) { break }
+                // Some MQTT 3.1.1-only brokers (amqtt, measured) do not answer an MQTT 5 CONNECT
+                // with a refusal but drop the connection. Twice in a row without any CONNACK on
+                // an established TCP connection: try 3.1.1 (sticky for this process).
+                let transportLevel = [MOSQ_ERR_ERRNO, MOSQ_ERR_TLS, MOSQ_ERR_EAI, MOSQ_ERR_NO_CONN, MOSQ_ERR_TLS_HANDSHAKE]
+                    .contains { rc == Int32($0.rawValue) }
+                if !sink.connected.load(ordering: .relaxed), sink.usingV5.load(ordering: .relaxed), !transportLevel {
+                    // No CONNACK within the keepalive (amqtt waits for the rest of what it takes
+                    // for a 3.1.1 packet) or a protocol error is enough; a plain drop twice.
+                    droppedBeforeConnack += rc == Int32(MOSQ_ERR_CONN_LOST.rawValue) ? 1 : 2
+                    if droppedBeforeConnack >= 2 { sink.downgradeRequested.store(true, ordering: .relaxed) }
+                }
                 if !sink.connected.load(ordering: .relaxed) || rc != Int32(MOSQ_ERR_CONN_LOST.rawValue) {
                     reportFailure(rc, "connection to \(options.host):\(options.port)")
                 }

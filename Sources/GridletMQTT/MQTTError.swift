@@ -12,7 +12,7 @@ public struct MQTTError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text = "\(operation): \(MQTTError.message(code))"
+        var text = "\(operation): \(MQTTError.message(code)) (MOSQ_ERR \(code))"
         if code == Int32(MOSQ_ERR_ERRNO.rawValue), errno != 0 {
             text += " (\(String(cString: strerror(errno))))"
         }

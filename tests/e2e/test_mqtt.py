@@ -266,3 +266,37 @@ def test_replay_rate_is_never_exceeded(site):
     finally:
         c.loop_stop()
         c.disconnect()
+
+
+def test_falls_back_to_mqtt311_with_a_broker_that_has_no_mqtt5(site):
+    """amqtt (an independent MQTT 3.1.1-only broker) refuses the MQTT 5 CONNECT; the agent
+    switches to 3.1.1, connects and publishes."""
+    from conftest import ROOT
+    amqtt = os.path.join(ROOT, ".build", "amqtt-venv", "bin", "amqtt")
+    assert os.path.exists(amqtt), "amqtt missing: run scripts/install-deps"
+    port = free_port()
+    conf = os.path.join(site.workdir, "amqtt.yaml")
+    with open(conf, "w") as f:
+        f.write(f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\nplugins:\n"
+                "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n")
+    log = open(os.path.join(site.workdir, "amqtt.log"), "ab")
+    broker = subprocess.Popen([amqtt, "-c", conf], stdout=log, stderr=log, cwd=site.workdir)
+    try:
+        wait_until(lambda: port_open(port), 20, what="amqtt to listen")
+        got = []
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="v3-utility", protocol=mqtt.MQTTv311)
+        c.on_message = lambda cl, ud, msg: got.append(msg.topic)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        c.subscribe(f"{site.root}/#", qos=1)
+        block = f"mqtt:\n  host: 127.0.0.1\n  port: {port}\n  keepalive: 5s\n"
+        a = Agent(site.workdir, agent_config(site, block))
+        a.start()
+        wait_until(lambda: a.status()["mqtt"]["connected"], 60, what="a 3.1.1 connection")
+        assert "using MQTT 3.1.1" in a.logtext()
+        wait_until(lambda: f"{site.root}/telemetry" in got, 15, what="telemetry through the 3.1.1 broker")
+        c.loop_stop()
+        c.disconnect()
+        assert a.stop() == 0
+    finally:
+        stop_process(broker)
