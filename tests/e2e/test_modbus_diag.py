@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import GRIDLET, free_port, port_open, stop_process, wait_until
+from conftest import GRIDLET, Agent, free_port, port_open, stop_process, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -216,3 +216,38 @@ def test_diagnostics_go_through_the_running_daemon(workdir, procs):
     # Without the daemon the command goes direct.
     r = gridlet("modbus", "read", "--bus", "field", "--function", "4", "--address", "0", "--json", "--config", cfg)
     assert r.returncode == 0 and json.loads(r.stdout)["via"] == "direct", r.stderr
+
+
+def test_agent_reads_again_after_the_serial_adapter_vanishes_and_returns(workdir, procs):
+    """A USB RS-485 adapter unplugged and plugged back: the pty pair (socat) disappears with its
+    device links, the agent marks the meter not ok, and reads it again once the links are back."""
+    a, b = os.path.join(workdir, "ttyA"), os.path.join(workdir, "ttyB")
+
+    def start_link():
+        p = subprocess.Popen(["socat", "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: os.path.exists(a) and os.path.exists(b), 10, what="socat ptys")
+        return p
+
+    link = start_link()
+    sim = Proc([GRIDLET, "simulate", "eastron-sdm630", "--rtu", a, "--unit", "1", "--frozen"], lambda: True)
+    path = meter_config(workdir, f"    kind: rtu\n    device: {b}\n    baud: 9600\n    timeout: 200ms\n    retries: 0\n")
+    agent = Agent(workdir, open(path).read())
+    agent.start()
+    try:
+        wait_until(lambda: agent.status()["state"]["devices"]["meter"]["ok"], 15, what="the meter read over RTU")
+        sim.stop()
+        stop_process(link)
+        wait_until(lambda: not os.path.exists(b), 5, what="the device link to vanish")
+        wait_until(lambda: not agent.status()["state"]["devices"]["meter"]["ok"], 15, what="the meter marked not ok")
+        err = agent.status()["devices"]["meter"]["error"]
+        assert "meter" in err and "unit 1" in err, err
+        # Plugged back in: a new pty pair under the same names, the device answers again.
+        link = start_link()
+        sim = Proc([GRIDLET, "simulate", "eastron-sdm630", "--rtu", a, "--unit", "1", "--frozen"], lambda: True)
+        wait_until(lambda: agent.status()["state"]["devices"]["meter"]["ok"], 40, what="the meter read again")
+        assert agent.proc.poll() is None
+    finally:
+        agent.stop()
+        sim.stop()
+        stop_process(link)
