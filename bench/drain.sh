@@ -6,34 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-20000}"
-export PATH="$PATH:/usr/sbin"
-swift build -c release --static-swift-stdlib -Xlinker -s >/dev/null
-bin=$PWD/.build/release/gridlet
+source bench/lib.sh
 stress=$PWD/.build/release/gridlet-queue-stress
-work=$(mktemp -d); chmod 755 "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mq=$(port); mp=$(port); cp=$(port)
 gcc -O2 -o "$work/raw_publish" bench/raw_publish.c -lmosquitto
 "$stress" --dir "$work/state/queue" --max-bytes $((64 << 20)) --run 0 --bench fill --count "$n" >&2
-mosquitto -p "$mq" >/dev/null 2>&1 & pids+=($!)
-"$bin" simulate eastron-sdm630 --port "$mp" 2>/dev/null & pids+=($!)
-"$bin" simulate vestel-evc04 --port "$cp" --voltage 230 2>/dev/null & pids+=($!)
-sleep 0.5
-cat > "$work/g.yaml" <<YAML
-site: { id: bench, state_dir: $work/state, socket: $work/g.sock }
-buses:
-  - { name: m, kind: tcp, host: 127.0.0.1, port: $mp }
-  - { name: c, kind: tcp, host: 127.0.0.1, port: $cp }
-devices:
-  - { name: meter, bus: m, unit: 1, profile: eastron-sdm630, role: site-meter, poll: 1s }
-  - { name: evse, bus: c, unit: 255, profile: vestel-evc04, role: charger, max_current: 16, poll: 1s }
-mqtt: { host: 127.0.0.1, port: $mq }
-telemetry: { interval: 1s }
-queue: { max_bytes: 64MiB, replay_rate: 10000 }
-YAML
+start_site
+write_config "queue: { max_bytes: 64MiB, replay_rate: 10000 }"
 q() { "$bin" status --json --socket "$work/g.sock" 2>/dev/null | python3 -c "import json,sys; d=json.loads(sys.stdin.read() or '{}'); print(d.get('queue',{}).get('records',-1), d.get('mqtt',{}).get('acked',0))" 2>/dev/null || echo "-1 0"; }
 t0=$(date +%s.%N)
 "$bin" run --config "$work/g.yaml" --log-level warning 2>/dev/null & gp=$!; pids+=($gp)

@@ -6,30 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
-export PATH="$PATH:/usr/sbin"
-swift build -c release --static-swift-stdlib -Xlinker -s >/dev/null
-bin=.build/release/gridlet
-work=$(mktemp -d); chmod 755 "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mq=$(port); mp=$(port); cp=$(port)
-mosquitto -p "$mq" >/dev/null 2>&1 & pids+=($!)
-"$bin" simulate eastron-sdm630 --port "$mp" 2>/dev/null & pids+=($!)
-"$bin" simulate vestel-evc04 --port "$cp" --voltage 230 2>/dev/null & pids+=($!)
-sleep 1
-cat > "$work/g.yaml" <<YAML
-site: { id: bench, state_dir: $work/state, socket: $work/g.sock }
-buses:
-  - { name: m, kind: tcp, host: 127.0.0.1, port: $mp }
-  - { name: c, kind: tcp, host: 127.0.0.1, port: $cp }
-devices:
-  - { name: meter, bus: m, unit: 1, profile: eastron-sdm630, role: site-meter, poll: 1s }
-  - { name: evse, bus: c, unit: 255, profile: vestel-evc04, role: charger, max_current: 16, poll: 1s }
-mqtt: { host: 127.0.0.1, port: $mq }
-telemetry: { interval: 1s }
-YAML
+source bench/lib.sh
+start_site
+write_config
 "$bin" run --config "$work/g.yaml" --log-level warning & gp=$!; pids+=($gp)
 sleep "$secs"
 hwm=$(awk '/VmHWM/{print $2}' /proc/$gp/status); rss=$(awk '/VmRSS/{print $2}' /proc/$gp/status)
