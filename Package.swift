@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "CGridletSys"),
         .target(name: "GridletCore"),
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
-        .target(name: "GridletModbus", dependencies: ["CModbus", "GridletCore"]),
+        .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletCore"]),
         .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletCore"]),
         .target(name: "GridletQueue", dependencies: ["GridletCore"]),
         .target(name: "GridletAgent", dependencies: [

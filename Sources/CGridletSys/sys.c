@@ -50,3 +50,54 @@ long gridlet_trim_code_pages(void) {
     fclose(f);
     return total;
 }
+
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <stdatomic.h>
+
+#define RTS_TRACE_MAX 256
+static atomic_int rts_test_mode;
+static pthread_mutex_t rts_trace_lock = PTHREAD_MUTEX_INITIALIZER;
+static long long rts_trace_ns[RTS_TRACE_MAX];
+static int rts_trace_on[RTS_TRACE_MAX];
+static int rts_trace_count;
+
+void gridlet_rts_set_fd(int fd, int on) {
+    if (atomic_load(&rts_test_mode)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        pthread_mutex_lock(&rts_trace_lock);
+        if (rts_trace_count < RTS_TRACE_MAX) {
+            rts_trace_ns[rts_trace_count] = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+            rts_trace_on[rts_trace_count] = on ? 1 : 0;
+            rts_trace_count++;
+        }
+        pthread_mutex_unlock(&rts_trace_lock);
+        return;
+    }
+    int bit = TIOCM_RTS;
+    (void)ioctl(fd, on ? TIOCMBIS : TIOCMBIC, &bit);
+}
+
+int gridlet_rts_probe(int fd) {
+    if (atomic_load(&rts_test_mode)) return 0;
+    int flags = 0;
+    return ioctl(fd, TIOCMGET, &flags) == 0 ? 0 : errno;
+}
+
+void gridlet_rts_test_mode(int enable) {
+    pthread_mutex_lock(&rts_trace_lock);
+    rts_trace_count = 0;
+    pthread_mutex_unlock(&rts_trace_lock);
+    atomic_store(&rts_test_mode, enable ? 1 : 0);
+}
+
+int gridlet_rts_trace_read(long long *ns, int *on, int max) {
+    pthread_mutex_lock(&rts_trace_lock);
+    int n = rts_trace_count < max ? rts_trace_count : max;
+    for (int i = 0; i < n; i++) { ns[i] = rts_trace_ns[i]; on[i] = rts_trace_on[i]; }
+    rts_trace_count = 0;
+    pthread_mutex_unlock(&rts_trace_lock);
+    return n;
+}

@@ -24,6 +24,7 @@ static const int gridlet_MODBUS_TCP_MAX_ADU_LENGTH = MODBUS_TCP_MAX_ADU_LENGTH;
 static const int gridlet_MODBUS_RTU_MAX_ADU_LENGTH = MODBUS_RTU_MAX_ADU_LENGTH;
 static const int gridlet_MODBUS_RTU_RS485 = MODBUS_RTU_RS485;
 static const int gridlet_MODBUS_RTU_RTS_UP = MODBUS_RTU_RTS_UP;
+static const int gridlet_MODBUS_RTU_RTS_DOWN = MODBUS_RTU_RTS_DOWN;
 
 static inline int gridlet_errno(void) { return errno; }
 #endif

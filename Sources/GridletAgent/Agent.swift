@@ -788,6 +788,10 @@ public final class Agent {
             ("mqtt", .object([("connected", .bool(connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
                               ("in_flight", .number(Double(inflight.count))), ("published", .number(Double(published))),
                               ("acked", .number(Double(acked))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),
+            ("buses", .object(buses.map { b in
+                (b.name, JSONValue.object([("endpoint", .string(b.transport.endpointDescription)),
+                                           ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))
+            })),
             ("stored_events", .array(engine.events.map { .string($0.id) })),
         ]).serialized
     }

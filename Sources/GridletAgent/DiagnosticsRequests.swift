@@ -4,9 +4,12 @@ import GridletModbus
 /// Diagnostics requests on the local socket and their JSON answers (also used by the CLI when
 /// no daemon runs, so both paths print the same).
 ///
-/// - `modbus BUS UNIT read FC ADDRESS COUNT`
-/// - `modbus BUS UNIT write FC ADDRESS V1,V2,...` (raw register values)
-/// - `scan BUS FROM TO`
+/// - `modbus BUS UNIT read FC ADDRESS COUNT [TIMEOUT_MS]`
+/// - `modbus BUS UNIT write FC ADDRESS V1,V2,... [TIMEOUT_MS]` (raw register values)
+/// - `scan BUS FROM TO [TIMEOUT_MS]`
+///
+/// TIMEOUT_MS (1...60000) replaces the bus timeout for that request; diagnostics never retry.
+/// The CLI scans one unit per request so the daemon's polls go on between them.
 public enum DiagnosticsRequests {
     public static func modbusJSON(bus: String, unit: Int, op: ModbusDiagnostics.Operation,
                                   result: Result<[UInt16], ModbusError>, via: String = "direct") -> String {
@@ -48,16 +51,24 @@ public enum DiagnosticsRequests {
         guard let bus = buses.first(where: { $0.name == words[1] }) else {
             return error("unknown bus '\(words[1])'; configured: \(buses.map(\.name).joined(separator: ", "))")
         }
+        var words = words
+        var timeoutMs: Int?
+        let plain = words[0] == "scan" ? 4 : 7
+        if words.count == plain + 1 {
+            guard let t = Int(words[plain]), (1...60_000).contains(t) else { return error("timeout must be 1...60000 ms") }
+            timeoutMs = t
+            words.removeLast()
+        }
         if words[0] == "scan" {
             guard words.count == 4, let from = Int(words[2]), let to = Int(words[3]), from >= 0, from <= to, to <= 255 else {
-                return error("usage: scan BUS FROM TO")
+                return error("usage: scan BUS FROM TO [TIMEOUT_MS]")
             }
             let start = Clock.monoMs()
-            let results = ModbusDiagnostics.scan(from...to, on: bus)
+            let results = ModbusDiagnostics.scan(from...to, on: bus, timeoutMs: timeoutMs)
             return scanJSON(bus: bus.name, results: results, elapsedMs: Clock.monoMs() - start, via: "daemon")
         }
         guard words.count == 7, let unit = Int(words[2]), let fc = Int(words[4]), let address = Int(words[5]) else {
-            return error("usage: modbus BUS UNIT read FC ADDRESS COUNT | modbus BUS UNIT write FC ADDRESS V1,V2,...")
+            return error("usage: modbus BUS UNIT read FC ADDRESS COUNT [TIMEOUT_MS] | modbus BUS UNIT write FC ADDRESS V1,V2,... [TIMEOUT_MS]")
         }
         let op: ModbusDiagnostics.Operation
         switch words[3] {
@@ -72,7 +83,9 @@ public enum DiagnosticsRequests {
             return error("expected read or write, got '\(words[3])'")
         }
         if let problem = ModbusDiagnostics.validate(op) { return error(problem) }
-        return modbusJSON(bus: bus.name, unit: unit, op: op, result: ModbusDiagnostics.perform(op, unit: unit, on: bus, deviceName: "modbus"),
+        return modbusJSON(bus: bus.name, unit: unit, op: op,
+                          result: ModbusDiagnostics.perform(op, unit: unit, on: bus, deviceName: "modbus",
+                                                            overrides: .init(timeoutMs: timeoutMs, retries: 0)),
                           via: "daemon")
     }
 }

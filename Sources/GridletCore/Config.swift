@@ -44,6 +44,18 @@ public struct SiteConfig: Sendable, Equatable {
 
 public enum Parity: String, Sendable, Equatable { case none = "N", even = "E", odd = "O" }
 
+/// How RS-485 direction (DE/RE) is switched on an `rs485: true` bus.
+public enum RS485Mode: String, Sendable, Equatable, CaseIterable {
+    /// The kernel's RS-485 mode (TIOCSRS485) when the driver has it, else `rtsUp`.
+    case auto
+    /// The kernel's RS-485 mode only: the driver switches DE/RE (RTS or a GPIO).
+    case kernel
+    /// gridlet raises RTS while it sends (libmodbus RTS toggling), for drivers without RS-485 mode.
+    case rtsUp = "rts-up"
+    /// As `rtsUp` with the line inverted: RTS low while sending.
+    case rtsDown = "rts-down"
+}
+
 public struct BusConfig: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case tcp(host: String, port: Int)                                   // port default 502
@@ -55,8 +67,12 @@ public struct BusConfig: Sendable, Equatable {
     public var timeoutMs: Int64    // default 500ms, range 10ms...10s
     public var retries: Int        // default 2, range 0...10
     public var gapMs: Int64        // default 20ms for rtu, 0 for tcp; range 0...1s
-    public init(name: String, kind: Kind, timeoutMs: Int64 = 500, retries: Int = 2, gapMs: Int64 = 0) {
+    public var rs485Mode: RS485Mode // rtu with rs485: true; default auto
+    public var rtsDelayUs: Int?    // user-space RTS toggling: delay before and after sending; nil = one character time
+    public init(name: String, kind: Kind, timeoutMs: Int64 = 500, retries: Int = 2, gapMs: Int64 = 0,
+                rs485Mode: RS485Mode = .auto, rtsDelayUs: Int? = nil) {
         self.name = name; self.kind = kind; self.timeoutMs = timeoutMs; self.retries = retries; self.gapMs = gapMs
+        self.rs485Mode = rs485Mode; self.rtsDelayUs = rtsDelayUs
     }
 }
 

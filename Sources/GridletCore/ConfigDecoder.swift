@@ -25,7 +25,7 @@ private struct ConfigDecoder {
 
     static let topKeys = ["site", "buses", "devices", "mqtt", "telemetry", "queue", "control", "schedules", "holidays", "log", "board"]
     static let siteKeys = ["id", "timezone", "state_dir", "socket", "nominal_voltage", "max_import_w"]
-    static let rtuOnlyKeys = ["device", "baud", "parity", "data_bits", "stop_bits", "rs485"]
+    static let rtuOnlyKeys = ["device", "baud", "parity", "data_bits", "stop_bits", "rs485", "rs485_mode", "rts_delay_us"]
     static let tcpOnlyKeys = ["host", "port"]
     static let busKeys = ["name", "kind", "timeout", "retries", "gap"] + rtuOnlyKeys + tcpOnlyKeys
     static let deviceKeys = ["name", "bus", "unit", "profile", "role", "poll", "phases", "max_current", "min_current"]
@@ -160,6 +160,8 @@ private struct ConfigDecoder {
         try checkIdentifier(m, "name", name, what: "bus name")
         let kindName = try m.requiredString("kind")
         let kind: BusConfig.Kind
+        var rs485Mode = RS485Mode.auto
+        var rtsDelayUs: Int?
         switch kindName {
         case "tcp":
             for k in Self.rtuOnlyKeys where m.has(k) {
@@ -194,10 +196,26 @@ private struct ConfigDecoder {
             if stopBits != 1 && stopBits != 2 { throw m.error("stop_bits", "must be 1 or 2, got \(stopBits)") }
             let rs485 = try m.bool("rs485") ?? false
             kind = .rtu(device: device, baud: baud, parity: parity, dataBits: dataBits, stopBits: stopBits, rs485: rs485)
+            if let mode = try m.string("rs485_mode") {
+                guard let v = RS485Mode(rawValue: mode) else {
+                    throw m.error("rs485_mode", "must be one of \(RS485Mode.allCases.map(\.rawValue).joined(separator: ", ")), got '\(mode)'")
+                }
+                if !rs485 { throw m.error("rs485_mode", "applies with rs485: true only (this bus has no RS-485 direction control)") }
+                rs485Mode = v
+            }
+            if m.has("rts_delay_us") {
+                let d = try m.int("rts_delay_us", in: 0...100_000)
+                if !rs485 { throw m.error("rts_delay_us", "applies with rs485: true only (this bus has no RS-485 direction control)") }
+                if rs485Mode == .kernel {
+                    throw m.error("rts_delay_us", "applies to user-space RTS toggling (rs485_mode auto, rts-up or rts-down), not rs485_mode: kernel; "
+                        + "kernel delays are set in the device tree (rs485-rts-delay)")
+                }
+                rtsDelayUs = d
+            }
         default:
             throw m.error("kind", "must be one of rtu, tcp, got '\(kindName)'")
         }
-        var bus = BusConfig(name: name, kind: kind)
+        var bus = BusConfig(name: name, kind: kind, rs485Mode: rs485Mode, rtsDelayUs: rtsDelayUs)
         if let t = try m.durationMs("timeout", min: 10, max: 10_000) { bus.timeoutMs = t }
         if let r = try m.int("retries", in: 0...10) { bus.retries = r }
         if case .rtu = kind { bus.gapMs = 20 }

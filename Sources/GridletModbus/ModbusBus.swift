@@ -21,43 +21,62 @@ public final class ModbusBus: Sendable {
     public let timeoutMs: Int
     public let retries: Int
     public let gapMs: Int
+    public let rs485Mode: RS485Mode
+    public let rtsDelayUs: Int?
 
-    private typealias Job = (request: ModbusRequest, completion: @Sendable (Result<[UInt16], ModbusError>) -> Void)
+    /// Per-request overrides of the bus's timeout and retries (diagnostics).
+    public struct Overrides: Sendable, Equatable {
+        public var timeoutMs: Int?
+        public var retries: Int?
+        public init(timeoutMs: Int? = nil, retries: Int? = nil) { self.timeoutMs = timeoutMs; self.retries = retries }
+    }
+    private typealias Job = (request: ModbusRequest, overrides: Overrides,
+                             completion: @Sendable (Result<[UInt16], ModbusError>) -> Void)
     private struct QueueState: Sendable {
         var jobs: [Job] = []
         var head = 0
         var stopping = false
     }
     private let queue = LockedCondition(QueueState())
+    private let directionInUse = LockedCondition<String?>(nil)
     private let thread: pthread_t?
 
-    public init(name: String, transport: ModbusTransport, timeoutMs: Int = 500, retries: Int = 2, gapMs: Int = 0) {
+    public init(name: String, transport: ModbusTransport, timeoutMs: Int = 500, retries: Int = 2, gapMs: Int = 0,
+                rs485Mode: RS485Mode = .auto, rtsDelayUs: Int? = nil) {
         self.name = name
         self.transport = transport
         self.timeoutMs = timeoutMs
         self.retries = retries
         self.gapMs = gapMs
+        self.rs485Mode = rs485Mode
+        self.rtsDelayUs = rtsDelayUs
         let queue = self.queue
+        let directionInUse = self.directionInUse
         thread = PosixThread.start {
             let connection = ModbusConnection(busName: name, transport: transport, timeoutMs: timeoutMs,
-                                              retries: retries, gapMs: gapMs)
-            ModbusBus.serve(queue: queue, connection: connection)
+                                              retries: retries, gapMs: gapMs, rs485Mode: rs485Mode, rtsDelayUs: rtsDelayUs)
+            ModbusBus.serve(queue: queue, connection: connection, direction: directionInUse)
         }
     }
 
     public convenience init(_ config: BusConfig) {
         self.init(name: config.name, transport: ModbusTransport(config.kind), timeoutMs: Int(config.timeoutMs),
-                  retries: config.retries, gapMs: Int(config.gapMs))
+                  retries: config.retries, gapMs: Int(config.gapMs), rs485Mode: config.rs485Mode, rtsDelayUs: config.rtsDelayUs)
     }
+
+    /// How RS-485 direction is switched on the open connection ("kernel", "rts-up (user space,
+    /// N us)", ...); nil without RS-485 direction control or while not connected.
+    public var direction: String? { directionInUse.withLock { $0 } }
 
     deinit { stop() }
 
     /// Queues a request; `completion` runs on the bus thread (keep it short, don't block it).
     /// After `stop()` the completion is called at once with a `.stopped` error.
-    public func submit(_ request: ModbusRequest, completion: @escaping @Sendable (Result<[UInt16], ModbusError>) -> Void) {
+    public func submit(_ request: ModbusRequest, overrides: Overrides = Overrides(),
+                       completion: @escaping @Sendable (Result<[UInt16], ModbusError>) -> Void) {
         let accepted = queue.withLock { state -> Bool in
             if state.stopping || thread == nil { return false }
-            state.jobs.append((request, completion))
+            state.jobs.append((request, overrides, completion))
             return true
         }
         if !accepted { completion(.failure(stoppedError(request))) }
@@ -65,10 +84,10 @@ public final class ModbusBus: Sendable {
 
     /// Runs a request and waits for its result. Must not be called from the bus thread
     /// (e.g. from a completion handler): that would wait forever, so it traps instead.
-    public func perform(_ request: ModbusRequest) -> Result<[UInt16], ModbusError> {
+    public func perform(_ request: ModbusRequest, overrides: Overrides = Overrides()) -> Result<[UInt16], ModbusError> {
         if let thread { precondition(!PosixThread.isCurrent(thread), "ModbusBus.perform called on the bus thread") }
         let slot = LockedCondition<Result<[UInt16], ModbusError>?>(nil)
-        submit(request) { result in slot.withLock { $0 = result } }
+        submit(request, overrides: overrides) { result in slot.withLock { $0 = result } }
         return slot.wait { $0 }!
     }
 
@@ -107,7 +126,8 @@ public final class ModbusBus: Sendable {
                            address: address, count: count, message: "bus \(name) is stopped")
     }
 
-    private static func serve(queue: LockedCondition<QueueState>, connection: ModbusConnection) {
+    private static func serve(queue: LockedCondition<QueueState>, connection: ModbusConnection,
+                              direction: LockedCondition<String?>) {
         while true {
             let next: Job? = queue.wait { state -> Job?? in
                 if state.head < state.jobs.count {
@@ -122,7 +142,14 @@ public final class ModbusBus: Sendable {
                 return state.stopping ? .some(nil) : nil
             }!
             guard let job = next else { break }
-            job.completion(execute(job.request, on: connection))
+            connection.overrideTimeoutMs = job.overrides.timeoutMs
+            connection.overrideRetries = job.overrides.retries
+            let result = execute(job.request, on: connection)
+            connection.overrideTimeoutMs = nil
+            connection.overrideRetries = nil
+            let now = connection.direction
+            direction.withLock { if $0 != now { $0 = now } }
+            job.completion(result)
         }
         connection.close()
     }

@@ -1,3 +1,4 @@
+import CGridletSys
 import CModbus
 import GridletCore
 import Glibc
@@ -16,6 +17,15 @@ public enum ModbusTransport: Sendable, Equatable {
     }
 
     var isTCP: Bool { if case .tcp = self { return true } else { return false } }
+
+    /// `tcp://HOST:PORT` or `DEVICE BAUD 8E1` (what `gridlet status` shows).
+    public var endpointDescription: String {
+        switch self {
+        case let .tcp(host, port): return "tcp://\(host):\(port)"
+        case let .rtu(device, baud, parity, dataBits, stopBits, rs485):
+            return "\(device) \(baud) \(dataBits)\(parity.rawValue)\(stopBits)\(rs485 ? " rs485" : "")"
+        }
+    }
 }
 
 /// One libmodbus context (`modbus_t*`). Not thread safe and deliberately not `Sendable`:
@@ -31,16 +41,31 @@ public final class ModbusConnection {
     public let timeoutMs: Int
     public let retries: Int
     public let gapMs: Int
+    /// RS-485 direction control on an `rs485: true` RTU bus.
+    public let rs485Mode: RS485Mode
+    /// User-space RTS toggling: silence before and after sending; nil = libmodbus's one character time.
+    public let rtsDelayUs: Int?
+    /// How DE/RE is switched on the open connection: "kernel", "rts-up (user space, N us)",
+    /// "rts-down (...)", or nil (no RS-485 direction control, or not connected yet).
+    public private(set) var direction: String?
+    /// Per-request overrides (diagnostics: `gridlet scan --timeout` through the daemon). nil = the bus's own.
+    public var overrideTimeoutMs: Int?
+    public var overrideRetries: Int?
+    private var effectiveTimeoutMs: Int { overrideTimeoutMs.map { max(1, $0) } ?? timeoutMs }
+    private var appliedTimeoutMs = 0
     private var ctx: OpaquePointer?
     private var connected = false
     private var lastTransactionEndMs: Int64 = 0
 
-    public init(busName: String, transport: ModbusTransport, timeoutMs: Int = 500, retries: Int = 2, gapMs: Int = 0) {
+    public init(busName: String, transport: ModbusTransport, timeoutMs: Int = 500, retries: Int = 2, gapMs: Int = 0,
+                rs485Mode: RS485Mode = .auto, rtsDelayUs: Int? = nil) {
         self.busName = busName
         self.transport = transport
         self.timeoutMs = max(1, timeoutMs)
         self.retries = max(0, retries)
         self.gapMs = max(0, gapMs)
+        self.rs485Mode = rs485Mode
+        self.rtsDelayUs = rtsDelayUs
     }
 
     deinit { close() }
@@ -67,11 +92,10 @@ public final class ModbusConnection {
                 }
                 ctx = modbus_new_rtu(device, Int32(baud), p, Int32(dataBits), Int32(stopBits))
             }
-            guard let ctx else {
+            guard ctx != nil else {
                 throw error(code: gridlet_errno(), device: device, unit: unit, function: function, address: address, count: count)
             }
-            let to = UInt32(timeoutMs)
-            modbus_set_response_timeout(ctx, to / 1000, (to % 1000) * 1000)
+            appliedTimeoutMs = 0
         }
         guard let ctx else { return }
         if modbus_connect(ctx) != 0 {
@@ -79,15 +103,57 @@ public final class ModbusConnection {
             throw error(code: code, device: device, unit: unit, function: function, address: address, count: count)
         }
         if case let .rtu(_, _, _, _, _, rs485) = transport, rs485 {
-            if modbus_rtu_set_serial_mode(ctx, gridlet_MODBUS_RTU_RS485) != 0 {
-                let code = gridlet_errno()
+            do throws(ModbusError) {
+                direction = try setUpDirection(ctx, device: device, unit: unit, function: function, address: address, count: count)
+            } catch {
                 modbus_close(ctx)
-                var e = error(code: code, device: device, unit: unit, function: function, address: address, count: count)
-                e.message = "cannot switch the serial port to RS-485 mode: " + e.message
-                throw e
+                throw error
             }
         }
         connected = true
+    }
+
+    /// Switches on RS-485 direction control (`rs485: true`): the kernel's RS-485 mode, or
+    /// user-space RTS toggling around each request (libmodbus raises RTS, waits the delay,
+    /// writes, waits until the frame is out plus the delay, lowers RTS). Returns what is in use.
+    private func setUpDirection(_ ctx: OpaquePointer, device: String?, unit: Int, function: String, address: Int,
+                                count: Int) throws(ModbusError) -> String {
+        func fail(_ code: Int32, _ text: String) -> ModbusError {
+            var e = error(code: code, device: device, unit: unit, function: function, address: address, count: count)
+            e.message = text + ": " + e.message
+            return e
+        }
+        var kernelRefusal: Int32?
+        if rs485Mode == .kernel || rs485Mode == .auto {
+            if modbus_rtu_set_serial_mode(ctx, gridlet_MODBUS_RTU_RS485) == 0 { return "kernel" }
+            let code = gridlet_errno()
+            // ENOTTY/EINVAL/EOPNOTSUPP (and ENOIOCTLCMD leaking as 515): the driver has no RS-485 mode.
+            let noSuchMode = [ENOTTY, EINVAL, EOPNOTSUPP, 515].contains(code)
+            if rs485Mode == .kernel || !noSuchMode {
+                let hint = noSuchMode ? " (the driver has no RS-485 mode; use rs485_mode: rts-up to toggle RTS from gridlet, "
+                    + "or an adapter with automatic direction control and rs485: false)" : ""
+                throw fail(code, "cannot switch the serial port to RS-485 mode\(hint)")
+            }
+            kernelRefusal = code
+        }
+        let up = rs485Mode != .rtsDown
+        let fd = modbus_get_socket(ctx)
+        let probe = gridlet_rts_probe(fd)
+        if probe != 0 {
+            let first = kernelRefusal.map { "no kernel RS-485 mode (\(ModbusError.codeName($0))) and " } ?? ""
+            throw fail(probe, first + "cannot drive RTS on this port (a pty or an adapter without modem control lines); "
+                + "use an adapter with automatic direction control and rs485: false")
+        }
+        let setter: @convention(c) (OpaquePointer?, Int32) -> Void = { ctx, on in
+            gridlet_rts_set_fd(modbus_get_socket(ctx), on)
+        }
+        if modbus_rtu_set_custom_rts(ctx, setter) != 0
+            || modbus_rtu_set_rts(ctx, up ? gridlet_MODBUS_RTU_RTS_UP : gridlet_MODBUS_RTU_RTS_DOWN) != 0
+            || (rtsDelayUs.map { modbus_rtu_set_rts_delay(ctx, Int32($0)) != 0 } ?? false) {
+            throw fail(gridlet_errno(), "cannot set up RTS toggling")
+        }
+        let delay = modbus_rtu_get_rts_delay(ctx)
+        return "\(up ? "rts-up" : "rts-down") (user space, \(delay) us)"
     }
 
     /// Closes the connection; the next transaction reconnects.
@@ -98,6 +164,7 @@ public final class ModbusConnection {
         }
         ctx = nil
         connected = false
+        direction = nil
     }
 
     /// Reads `count` registers (fc 3 for holding, fc 4 for input).
@@ -155,7 +222,7 @@ public final class ModbusConnection {
                           message: "unit id \(unit) is out of range")
         }
         var lastError: ModbusError?
-        for _ in 0...retries {
+        for _ in 0...(overrideRetries.map { max(0, $0) } ?? retries) {
             keepGap()
             defer { lastTransactionEndMs = Clock.monotonicMs() }
             do throws(ModbusError) {
@@ -167,6 +234,11 @@ public final class ModbusConnection {
                 continue
             }
             guard let ctx else { continue }
+            if appliedTimeoutMs != effectiveTimeoutMs {
+                appliedTimeoutMs = effectiveTimeoutMs
+                let to = UInt32(appliedTimeoutMs)
+                modbus_set_response_timeout(ctx, to / 1000, (to % 1000) * 1000)
+            }
             modbus_set_slave(ctx, Int32(unit))
             if call(ctx) >= 0 { return }
             let err = self.error(code: gridlet_errno(), device: device, unit: unit, function: function, address: address, count: count)
@@ -194,7 +266,7 @@ public final class ModbusConnection {
 
     private func error(code: Int32, device: String?, unit: Int, function: String, address: Int, count: Int) -> ModbusError {
         ModbusError(code: code, device: device ?? busName, bus: busName, unit: unit, function: function,
-                    address: address, count: count, timeoutMs: timeoutMs)
+                    address: address, count: count, timeoutMs: effectiveTimeoutMs)
     }
 
     private func invalid(device: String?, unit: Int, function: String, address: Int, count: Int, message: String) -> ModbusError {

@@ -35,8 +35,9 @@ public enum ModbusDiagnostics {
     }
 
     /// Runs one operation and waits (not on the bus thread).
-    public static func perform(_ op: Operation, unit: Int, on bus: ModbusBus, deviceName: String = "modbus") -> Result<[UInt16], ModbusError> {
-        bus.perform(request(op, unit: unit, deviceName: deviceName))
+    public static func perform(_ op: Operation, unit: Int, on bus: ModbusBus, deviceName: String = "modbus",
+                               overrides: ModbusBus.Overrides = .init()) -> Result<[UInt16], ModbusError> {
+        bus.perform(request(op, unit: unit, deviceName: deviceName), overrides: overrides)
     }
 
     public enum Probe: Sendable, Equatable {
@@ -51,13 +52,16 @@ public enum ModbusDiagnostics {
 
     /// Probes unit ids one after another by reading holding register `address` (any answer,
     /// including an exception, means a device is there). `progress` is called after each unit.
-    /// Bounded: one transaction per unit, each bounded by the bus timeout (use retries 0).
-    public static func scan(_ units: ClosedRange<Int>, address: Int = 0, on bus: ModbusBus,
+    /// Bounded: one transaction per unit without retries, each bounded by `timeoutMs` (default:
+    /// the bus timeout). Each unit is a separate request on the bus FIFO, so a daemon's polls
+    /// go on between them.
+    public static func scan(_ units: ClosedRange<Int>, address: Int = 0, on bus: ModbusBus, timeoutMs: Int? = nil,
                             progress: (Int, Probe) -> Void = { _, _ in }) -> [(unit: Int, probe: Probe)] {
         var out: [(Int, Probe)] = []
         for u in units {
             let probe: Probe
-            switch bus.read(table: .holding, address: address, count: 1, unit: u, deviceName: "unit \(u)") {
+            switch bus.perform(.read(table: .holding, address: address, count: 1, unit: u, deviceName: "unit \(u)"),
+                               overrides: .init(timeoutMs: timeoutMs, retries: 0)) {
             case .success: probe = .answered
             case let .failure(e):
                 if case let .exception(code) = e.kind { probe = .exception(code) } else { probe = .none(e.message) }

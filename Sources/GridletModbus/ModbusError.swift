@@ -98,6 +98,8 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
         case EINVAL: return (.invalidRequest, "invalid argument")
         case EMSGSIZE: return (.invalidResponse, "answer has the wrong length")
         case EADDRINUSE: return (.connection, "address already in use")
+        case ENOTTY: return (.connection, "inappropriate ioctl for device")
+        case EOPNOTSUPP: return (.connection, "operation not supported")
         default: return (.connection, "error \(code)")
         }
     }
@@ -134,6 +136,8 @@ public struct ModbusError: Error, Sendable, Equatable, CustomStringConvertible {
         case EINVAL: return "EINVAL"
         case EMSGSIZE: return "EMSGSIZE"
         case EADDRINUSE: return "EADDRINUSE"
+        case ENOTTY: return "ENOTTY"
+        case EOPNOTSUPP: return "EOPNOTSUPP"
         default: return code > base ? "MODBUS+\(code - base)" : "errno \(code)"
         }
     }

@@ -15,18 +15,42 @@ struct BusTarget: ParsableArguments {
     @Option(name: .long, help: "RTU: baud rate.") var baud: Int = 9600
     @Option(name: .long, help: "RTU: parity none|even|odd.") var parity: String = "none"
     @Option(name: .long, help: "RTU: stop bits 1|2.") var stopBits: Int = 1
-    @Flag(name: .long, help: "RTU: let the driver drive RS-485 direction (TIOCSRS485).") var rs485 = false
+    @Flag(name: .long, help: "RTU: RS-485 direction control (see --rs485-mode).") var rs485 = false
+    @Option(name: .long, help: "RTU with --rs485: auto (kernel RS-485 mode, else RTS toggling), kernel, rts-up or rts-down.")
+    var rs485Mode: String = "auto"
+    @Option(name: .long, help: "RTU with --rs485: RTS toggling delay before and after sending, in microseconds (default one character time).")
+    var rtsDelayUs: Int?
     @Option(name: .long, help: "Response timeout, e.g. 100ms or 1s.") var timeout: String = "500ms"
     @Option(name: .long, help: "Configuration file (to find the daemon and configured buses).") var config: String = "/etc/gridlet/gridlet.yaml"
 
     enum Resolved {
         case daemon(socket: String, bus: String)
-        case direct(name: String, transport: ModbusTransport, timeoutMs: Int, gapMs: Int)
+        case direct(name: String, transport: ModbusTransport, timeoutMs: Int, gapMs: Int, rs485Mode: RS485Mode, rtsDelayUs: Int?)
+
+        /// A bus thread for a direct connection (no retries: diagnostics report the first failure).
+        func directBus() -> ModbusBus? {
+            guard case let .direct(name, transport, timeoutMs, gapMs, mode, delay) = self else { return nil }
+            return ModbusBus(name: name, transport: transport, timeoutMs: timeoutMs, retries: 0, gapMs: gapMs,
+                             rs485Mode: mode, rtsDelayUs: delay)
+        }
+    }
+
+    /// The --timeout in milliseconds.
+    func timeoutMs() throws -> Int {
+        let t = try ModbusCLI.durationMs(timeout, option: "--timeout")
+        guard (1...60_000).contains(t) else { throw Failure("--timeout: 1 ms ... 60 s", code: 2) }
+        return t
     }
 
     func resolve() throws -> Resolved {
-        let timeoutMs = try ModbusCLI.durationMs(timeout, option: "--timeout")
-        guard (1...60_000).contains(timeoutMs) else { throw Failure("--timeout: 1 ms ... 60 s", code: 2) }
+        let timeoutMs = try timeoutMs()
+        guard let mode = RS485Mode(rawValue: rs485Mode) else {
+            throw Failure("--rs485-mode: expected one of \(RS485Mode.allCases.map(\.rawValue).joined(separator: ", ")), got '\(rs485Mode)'", code: 2)
+        }
+        if let d = rtsDelayUs, !(0...100_000).contains(d) { throw Failure("--rts-delay-us: 0 ... 100000", code: 2) }
+        if (rs485Mode != "auto" || rtsDelayUs != nil) && !(rs485 && rtu != nil) {
+            throw Failure("--rs485-mode and --rts-delay-us apply with --rtu DEVICE --rs485", code: 2)
+        }
         let given = [tcp != nil, rtu != nil, bus != nil].filter { $0 }.count
         guard given == 1 else { throw Failure("give exactly one of --tcp HOST:PORT, --rtu DEVICE or --bus NAME", code: 2) }
         var transport: ModbusTransport?
@@ -56,11 +80,12 @@ struct BusTarget: ParsableArguments {
         if let busConfig, let l = loaded {
             let sock = l.config.site.socket ?? "/run/gridlet/gridlet.sock"
             if access(sock, F_OK) == 0 { return .daemon(socket: sock, bus: busConfig.name) }
-            return .direct(name: busConfig.name, transport: ModbusTransport(busConfig.kind), timeoutMs: timeoutMs, gapMs: Int(busConfig.gapMs))
+            return .direct(name: busConfig.name, transport: ModbusTransport(busConfig.kind), timeoutMs: timeoutMs,
+                           gapMs: Int(busConfig.gapMs), rs485Mode: busConfig.rs485Mode, rtsDelayUs: busConfig.rtsDelayUs)
         }
         let name = tcp ?? rtu ?? "modbus"
         let gap = rtu != nil ? 20 : 0
-        return .direct(name: name, transport: transport!, timeoutMs: timeoutMs, gapMs: gap)
+        return .direct(name: name, transport: transport!, timeoutMs: timeoutMs, gapMs: gap, rs485Mode: mode, rtsDelayUs: rtsDelayUs)
     }
 
     /// Sends a request to the daemon; nil when no daemon listens (then the caller goes direct).
@@ -115,13 +140,13 @@ struct ModbusCommand: ParsableCommand {
             case let .read(fc, a, c): line = "modbus \(bus) \(unit) read \(fc) \(a) \(c)"
             case let .write(fc, a, v): line = "modbus \(bus) \(unit) write \(fc) \(a) \(v.map(String.init).joined(separator: ","))"
             }
-            if let answer = try BusTarget.viaDaemon(line, socket: socket, timeoutS: 30) { return answer }
+            let t = try target.timeoutMs()
+            if let answer = try BusTarget.viaDaemon(line + " \(t)", socket: socket, timeoutS: 10 + t / 1000) { return answer }
             fallthrough
         default:
-            guard case let .direct(name, transport, timeoutMs, gapMs) = try target.resolveDirect() else { fatalError() }
-            let bus = ModbusBus(name: name, transport: transport, timeoutMs: timeoutMs, retries: 0, gapMs: gapMs)
+            guard let bus = try target.resolveDirect().directBus() else { fatalError() }
             defer { bus.stop() }
-            return DiagnosticsRequests.modbusJSON(bus: name, unit: unit, op: op, result: ModbusDiagnostics.perform(op, unit: unit, on: bus))
+            return DiagnosticsRequests.modbusJSON(bus: bus.name, unit: unit, op: op, result: ModbusDiagnostics.perform(op, unit: unit, on: bus))
         }
     }
 
@@ -196,8 +221,8 @@ extension BusTarget {
         case let .daemon(_, busName):
             let loaded = try loadConfig(config)
             guard let b = loaded.config.bus(named: busName) else { throw Failure("no bus \(busName)") }
-            let timeoutMs = try ModbusCLI.durationMs(timeout, option: "--timeout")
-            return .direct(name: b.name, transport: ModbusTransport(b.kind), timeoutMs: timeoutMs, gapMs: Int(b.gapMs))
+            return .direct(name: b.name, transport: ModbusTransport(b.kind), timeoutMs: try timeoutMs(), gapMs: Int(b.gapMs),
+                           rs485Mode: b.rs485Mode, rtsDelayUs: b.rtsDelayUs)
         case let d: return d
         }
     }

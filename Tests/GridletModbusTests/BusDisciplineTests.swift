@@ -59,8 +59,9 @@ import Testing
         defer { busA.stop() }
         let busB = ModbusBus(name: "b", transport: .tcp(host: "127.0.0.1", port: simB.port), timeoutMs: 100, retries: 0)
         defer { busB.stop() }
-        let readers = (1...3).map { (DeviceReader(profile: simA.profile, unit: $0, deviceName: "a\($0)"), busA) }
-            + (1...3).map { (DeviceReader(profile: simB.profile, unit: $0, deviceName: "b\($0)"), busB) }
+        let readersA = (1...3).map { (u: Int) in (DeviceReader(profile: simA.profile, unit: u, deviceName: "a" + String(u)), busA) }
+        let readersB = (1...3).map { (u: Int) in (DeviceReader(profile: simB.profile, unit: u, deviceName: "b" + String(u)), busB) }
+        let readers = readersA + readersB
         let interval: Int64 = 150
         var scheduler = PollScheduler(intervalsMs: Array(repeating: interval, count: 6))
         simB.setFault(.noAnswer, unit: 3)

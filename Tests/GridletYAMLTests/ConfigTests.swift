@@ -183,6 +183,24 @@ mqtt:
     #expect(c.mqtt.port == 8883)
 }
 
+@Test func rs485DirectionKeys() throws {
+    func bus(_ extra: String) throws -> BusConfig {
+        try parseConfig("""
+        site: {id: s1}
+        buses: [{name: b, kind: rtu, device: /dev/ttyUSB0\(extra)}]
+        devices: [{name: m, bus: b, profile: p1}]
+        mqtt: {host: broker}
+        """).buses[0]
+    }
+    #expect(try bus(", rs485: true").rs485Mode == .auto)
+    #expect(try bus(", rs485: true").rtsDelayUs == nil)
+    #expect(try bus(", rs485: true, rs485_mode: kernel").rs485Mode == .kernel)
+    let up = try bus(", rs485: true, rs485_mode: rts-up, rts_delay_us: 500")
+    #expect(up.rs485Mode == .rtsUp && up.rtsDelayUs == 500)
+    #expect(try bus(", rs485: true, rs485_mode: rts-down").rs485Mode == .rtsDown)
+    #expect(try bus(", rs485: true, rts_delay_us: 0").rtsDelayUs == 0)
+}
+
 struct BadCase: CustomTestStringConvertible, Sendable {
     let name: String
     let yaml: String
@@ -474,6 +492,36 @@ let badCases: [BadCase] = [
     devices: [{name: m, bus: b, profile: p1}]
     mqtt: {host: b}
     """, path: "buses[0].host", line: 5, fragment: "run `socat pty,link=/dev/ttyV0,raw,echo=0 tcp:HOST:PORT` and use kind: rtu with device: /dev/ttyV0"),
+    BadCase(name: "unknown rs485_mode", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: rtu, device: /dev/ttyUSB0, rs485: true, rs485_mode: rts}]
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    """, path: "buses[0].rs485_mode", line: 2, fragment: "must be one of auto, kernel, rts-up, rts-down, got 'rts'"),
+    BadCase(name: "rs485_mode without rs485", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: rtu, device: /dev/ttyUSB0, rs485_mode: rts-up}]
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    """, path: "buses[0].rs485_mode", line: 2, fragment: "applies with rs485: true only"),
+    BadCase(name: "rts_delay_us with kernel mode", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: rtu, device: /dev/ttyUSB0, rs485: true, rs485_mode: kernel, rts_delay_us: 100}]
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    """, path: "buses[0].rts_delay_us", line: 2, fragment: "kernel delays are set in the device tree"),
+    BadCase(name: "rts_delay_us out of range", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: rtu, device: /dev/ttyUSB0, rs485: true, rts_delay_us: 200000}]
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    """, path: "buses[0].rts_delay_us", line: 2, fragment: "must be between 0 and 100000"),
+    BadCase(name: "rs485_mode on a tcp bus", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: tcp, host: 10.0.0.2, rs485_mode: kernel}]
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    """, path: "buses[0].rs485_mode", line: 2, fragment: "applies to rtu buses only"),
     BadCase(name: "non-standard baud", yaml: """
     site: {id: s1}
     buses: [{name: b, kind: rtu, device: /dev/ttyUSB0, baud: 9601}]

@@ -14,3 +14,16 @@ void gridlet_set_thread_name(const char *name);
    actually in use. Only the r-xp mapping of /proc/self/exe is touched (clean, file-backed
    pages that simply fault in again). Returns the bytes advised, or -1. */
 long gridlet_trim_code_pages(void);
+
+/* RTS line control for user-space RS-485 direction switching (installed as libmodbus's custom
+   RTS setter). gridlet_rts_set_fd raises (on != 0) or lowers RTS with TIOCMBIS/TIOCMBIC.
+   gridlet_rts_probe returns 0 when fd has a controllable RTS line (TIOCMGET works), else errno
+   (ENOTTY for a pty or an adapter without modem lines). */
+void gridlet_rts_set_fd(int fd, int on);
+int gridlet_rts_probe(int fd);
+
+/* Test support only. In test mode the ioctls are skipped (a pty has no RTS line), the probe
+   succeeds, and every transition is recorded with its CLOCK_MONOTONIC time in ns.
+   gridlet_rts_trace_read copies up to max recorded transitions, clears them, returns the count. */
+void gridlet_rts_test_mode(int enable);
+int gridlet_rts_trace_read(long long *ns, int *on, int max);
