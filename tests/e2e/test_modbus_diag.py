@@ -251,3 +251,92 @@ def test_agent_reads_again_after_the_serial_adapter_vanishes_and_returns(workdir
         agent.stop()
         sim.stop()
         stop_process(link)
+
+
+def test_scan_through_the_daemon_uses_the_cli_timeout_and_polls_go_on(workdir, ptys, procs):
+    """The configured bus has a 2 s timeout and 2 retries; `scan --timeout 80ms` through the daemon
+    probes each unit once with 80 ms (40 silent units: ~4 s instead of 240 s), one unit per request,
+    so the daemon keeps reading its meter in between."""
+    a, b = ptys
+    procs.append(Proc([GRIDLET, "simulate", "eastron-sdm630", "--rtu", a, "--unit", "7", "--frozen"], lambda: True))
+    path = meter_config(workdir, f"    kind: rtu\n    device: {b}\n    baud: 9600\n    timeout: 2s\n    retries: 2\n", unit=7)
+    agent = Agent(workdir, open(path).read())
+    agent.start()
+    try:
+        wait_until(lambda: agent.status()["state"]["devices"]["meter"]["ok"], 15, what="the meter read over RTU")
+        st = agent.status()
+        assert st["buses"]["field"] == {"endpoint": f"{b} 9600 8N1", "rs485_direction": None}, st["buses"]
+        scan = subprocess.Popen([GRIDLET, "scan", "--bus", "field", "--from", "1", "--to", "40", "--timeout", "80ms",
+                                 "--json", "--config", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        start = time.monotonic()
+        seen = set()
+        while scan.poll() is None and time.monotonic() - start < 30:
+            seen.add(agent.status()["state"]["devices"]["meter"]["last_seen"])
+            time.sleep(0.2)
+        out, err = scan.communicate(timeout=60)
+        elapsed = time.monotonic() - start
+        assert scan.returncode == 0, err
+        doc = json.loads(out)
+        assert doc["via"] == "daemon" and doc["scanned"] == 40, doc
+        assert [f["unit"] for f in doc["found"]] == [7]
+        assert elapsed < 12, f"scan took {elapsed:.1f}s: the 2 s bus timeout (or its retries) was used"
+        assert elapsed > 39 * 0.08 * 0.9, f"scan took {elapsed:.1f}s: shorter than 39 silent units x 80 ms"
+        assert "through the daemon" in err and "unit 7: answers" in err and "40/40 scanned" in err, err
+        assert len(seen) >= 3, f"the meter was not read while the scan ran: last_seen {sorted(seen)}"
+        assert agent.status()["state"]["devices"]["meter"]["ok"]
+    finally:
+        agent.stop()
+
+
+def test_rtu_line_settings_reach_the_kernel(workdir, ptys, procs):
+    """Parity, stop bits and baud are what the tty driver was given (a pty passes bytes whatever the
+    framing, so the settings are read back with tcgetattr on both ends). The Linux pty driver
+    clears PARENB and forces CS8 on every tcsetattr (drivers/tty/pty.c), which is also why pyserial
+    refuses parity on a pty; PARODD and CSTOPB survive, so odd parity and 2 stop bits are visible."""
+    import termios
+    a, b = ptys
+    procs.append(Proc([GRIDLET, "simulate", "eastron-sdm630", "--rtu", a, "--unit", "1", "--frozen", "--baud", "19200",
+                       "--parity", "odd", "--stop-bits", "2"], lambda: True))
+    path = meter_config(workdir, f"    kind: rtu\n    device: {b}\n    baud: 19200\n    parity: O\n    stop_bits: 2\n")
+    agent = Agent(workdir, open(path).read())
+    agent.start()
+    try:
+        wait_until(lambda: agent.status()["state"]["devices"]["meter"]["ok"], 15, what="the meter read over RTU")
+        for end in (a, b):
+            fd = os.open(os.path.realpath(end), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            try:
+                iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(fd)
+            finally:
+                os.close(fd)
+            assert cflag & termios.PARODD, f"{end}: odd parity not set"
+            assert cflag & termios.CSTOPB, f"{end}: two stop bits not set"
+            assert cflag & termios.CSIZE == termios.CS8, f"{end}: not 8 data bits"
+            assert ispeed == termios.B19200 and ospeed == termios.B19200, f"{end}: speed {ispeed}/{ospeed}"
+            assert not lflag & termios.ICANON, f"{end}: not raw"
+    finally:
+        agent.stop()
+
+
+def test_rs485_on_a_port_without_direction_control_says_what_to_do(workdir, ptys, procs):
+    a, b = ptys
+    procs.append(Proc([GRIDLET, "simulate", "eastron-sdm630", "--rtu", a, "--unit", "1", "--frozen"], lambda: True))
+    base = ["modbus", "read", "--rtu", b, "--function", "4", "--address", "0", "--config", "/nonexistent"]
+    assert gridlet(*base).returncode == 0
+    r = gridlet(*base, "--rs485")
+    assert r.returncode == 1 and "no kernel RS-485 mode (ENOTTY) and cannot drive RTS on this port" in r.stderr, r.stderr
+    r = gridlet(*base, "--rs485", "--rs485-mode", "kernel")
+    assert r.returncode == 1 and "use rs485_mode: rts-up" in r.stderr, r.stderr
+    r = gridlet(*base, "--rs485-mode", "rts-up")
+    assert r.returncode == 2 and "apply with --rtu DEVICE --rs485" in r.stderr, r.stderr
+    # The agent reports it per device and the bus shows no direction control in use.
+    path = meter_config(workdir, f"    kind: rtu\n    device: {b}\n    rs485: true\n    rs485_mode: rts-up\n    timeout: 200ms\n")
+    agent = Agent(workdir, open(path).read())
+    agent.start()
+    try:
+        wait_until(lambda: "cannot drive RTS" in (agent.status()["devices"]["meter"].get("error") or ""), 15,
+                   what="the RTS error in status")
+        st = agent.status()
+        assert not st["state"]["devices"]["meter"]["ok"]
+        assert st["buses"]["field"] == {"endpoint": f"{b} 9600 8N1 rs485", "rs485_direction": None}
+    finally:
+        agent.stop()
