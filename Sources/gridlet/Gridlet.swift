@@ -143,6 +143,10 @@ struct Status: ParsableCommand {
         print("next       \(str(s?["next_transition"]))")
         print("mqtt       \(v["mqtt"]?["connected"]?.boolValue == true ? "connected" : "disconnected") \(str(v["mqtt"]?["broker"]))")
         print("queue      \(str(v["queue"]?["records"])) records, \(str(v["queue"]?["bytes"])) bytes, oldest \(str(v["queue"]?["oldest_age_s"])) s")
+        for (name, b) in v["buses"]?.objectValue ?? [] {
+            let direction = b["rs485_direction"]?.stringValue.map { ", RS-485 direction: \($0)" } ?? ""
+            print("bus        \(name): \(str(b["endpoint"]))\(direction)")
+        }
         for (name, d) in v["devices"]?.objectValue ?? [] {
             if d["ok"]?.boolValue == true {
                 let fields = (d.objectValue ?? []).filter { $0.0 != "ok" }.map { "\($0.0)=\(str($0.1))" }.joined(separator: " ")
