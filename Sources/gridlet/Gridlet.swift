@@ -207,9 +207,23 @@ struct ConfigCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate a configuration file; exit 2 when it is invalid.")
         @Argument(help: "The file.") var path: String
         @Option(name: .long, help: "Board name or board file whose defaults apply (as with run --board).") var board: String?
+        @Flag(name: .long, help: "Print JSON ({\"ok\":false,\"error\":...} when invalid; exit 2 all the same).") var json = false
         func run() throws {
-            let loaded = try loadConfig(path, board: board)
-            print("\(path): ok (site \(loaded.config.site.id), \(loaded.config.buses.count) bus(es), \(loaded.config.devices.count) device(s))")
+            let loaded: ConfigLoading.Loaded
+            do {
+                loaded = try loadConfig(path, board: board)
+            } catch let f as Failure {
+                if json { print(JSONValue.object([("ok", .bool(false)), ("path", .string(path)), ("error", .string(f.description))]).serialized) }
+                throw f
+            }
+            let c = loaded.config
+            if json {
+                print(JSONValue.object([("ok", .bool(true)), ("path", .string(path)), ("site", .string(c.site.id)),
+                                        ("buses", .array(c.buses.map { .string($0.name) })),
+                                        ("devices", .array(c.devices.map { .string($0.name) }))]).serialized)
+            } else {
+                print("\(path): ok (site \(c.site.id), \(c.buses.count) bus(es), \(c.devices.count) device(s))")
+            }
         }
     }
 }

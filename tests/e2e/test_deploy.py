@@ -1,6 +1,7 @@
 """Deployment: the systemd unit (verify, exposure score), the watchdog when the control loop
 hangs (a fake NOTIFY_SOCKET: systemd itself cannot run here), boards, log levels, the
 Prometheus text file, and the .deb built with scripts/build-deb."""
+import json
 import os
 import re
 import shutil
@@ -120,6 +121,16 @@ def test_board_defaults_and_the_boards_command(workdir):
                 "devices: [ { name: m, bus: b, profile: eastron-sdm630 } ]\nmqtt: { host: h }\n")
     r = subprocess.run([GRIDLET, "config", "check", cfg], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "buses[0].device" in r.stderr, r.stderr
+    r = subprocess.run([GRIDLET, "config", "check", "--json", cfg], capture_output=True, text=True, timeout=10)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 2 and doc["ok"] is False and "buses[0].device" in doc["error"], r.stdout
+    r = subprocess.run([GRIDLET, "config", "check", "--json", "--board", "raspberry-pi-4", cfg], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ok": True, "path": cfg, "site": "s", "buses": ["b"], "devices": ["m"]}
+    # --json lists the boards and a board's serial ports.
+    listed = json.loads(subprocess.run([GRIDLET, "boards", "--json"], capture_output=True, text=True, timeout=10).stdout)
+    assert sorted(b["name"] for b in listed) == sorted(f[:-5] for f in os.listdir(os.path.join(ROOT, "boards")) if f.endswith(".yaml"))
+    pi = json.loads(subprocess.run([GRIDLET, "boards", "raspberry-pi-4", "--json"], capture_output=True, text=True, timeout=10).stdout)
+    assert pi["default_device"] == "/dev/ttyAMA0" and pi["serial"][0] == {"device": "/dev/ttyAMA0", "rs485": True, "direction": "rts"}
     for board in ("revolution-pi-connect", os.path.join(ROOT, "boards", "beaglebone-black.yaml")):
         r = subprocess.run([GRIDLET, "config", "check", "--board", board, cfg], capture_output=True, text=True, timeout=10)
         assert r.returncode == 0, r.stderr
