@@ -121,8 +121,9 @@ def test_reads_pymodbus_over_tcp_with_the_profile_map(workdir, procs):
 
 def test_reads_pymodbus_over_rtu_through_socat(workdir, ptys, procs):
     a, b = ptys
-    # 8N1: pyserial's tcsetattr with parity fails with EINVAL on a Linux pty (parity is tested
-    # between gridlet's own RTU client and server below, through libmodbus).
+    # 8N1: on a Linux pty parity does not exist on the wire (the pty driver clears PARENB on every
+    # tcsetattr) and pyserial's reconfiguration with parity fails there with EINVAL. What gridlet
+    # asks the driver for is checked with tcgetattr in test_rtu_line_settings_reach_the_kernel.
     procs.append(Proc([sys.executable, os.path.join(HERE, "profile_server.py"), "rtu", a, "5", json.dumps(sdm630_map()), "N"],
                       lambda: True))
     cfg = meter_config(workdir, f"    kind: rtu\n    device: {b}\n    baud: 9600\n    parity: N\n    timeout: 500ms", unit=5)
