@@ -45,6 +45,9 @@ public final class Agent {
     var engine: ControlEngine
     let zone: TimeZoneRules
     var ledger: EnergyLedger
+    /// `state_dir/ledger.json`: the ledger's open segment, so a restart loses no energy.
+    var ledgerPath: String { config.site.stateDir + "/ledger.json" }
+    var nextLedgerSaveMonoMs: Int64 = 0
     /// A new site-meter reading arrived since the ledger was last fed.
     var meterSampleFresh = false
     var lastRestoring = false
@@ -190,6 +193,7 @@ public final class Agent {
         // Again once the daemon's start-up code (parsing, profiles, config) has run.
         if getenv("GRIDLET_NO_TRIM") == nil { _ = gridlet_trim_code_pages() }
         log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(links.count) device(s), broker \(config.mqtt.host):\(config.mqtt.port), queue \(queue.stats.records) record(s) pending")
+        resumeLedger()
         try startMQTT()
         let box = mailbox
         status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
@@ -250,6 +254,7 @@ public final class Agent {
         status?.stop()
         for b in buses { b.stop() }
         do { try queue.sync() } catch { log.error("queue sync at stop failed: \(error)") }
+        saveLedger(syncQueue: false)
         queue.close()
         log.notice("stopped")
     }
@@ -647,8 +652,47 @@ public final class Agent {
             sample = LedgerSample(importWh: h.value("import_wh"), exportWh: h.value("export_wh"), powerW: h.value("power_w"))
             meterSampleFresh = false
         }
-        for r in ledger.feed(nowMs: nowWall, sample: sample, source: source) {
+        let records = ledger.feed(nowMs: nowWall, sample: sample, source: source)
+        for r in records {
             enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall)
+        }
+        // Saved whenever records were emitted (after the queue holds them durably, so a crash can
+        // neither lose nor repeat energy), and every minute so the outage after a crash is short.
+        let nowMono = Clock.monoMs()
+        if !records.isEmpty || (sample != nil && nowMono >= nextLedgerSaveMonoMs) {
+            saveLedger(syncQueue: !records.isEmpty)
+            nextLedgerSaveMonoMs = nowMono + 60_000
+        }
+    }
+
+    /// Restores the ledger saved by the previous run: its open segment is closed with its own
+    /// source, and the time until now goes to `derate:agent_offline` (see EnergyLedger).
+    func resumeLedger() {
+        guard let bytes = StateFile.read(ledgerPath) else { return }
+        guard let state = try? JSONValue.parse(bytes), let closed = ledger.restore(state) else {
+            log.warning("ignoring unreadable \(ledgerPath); the ledger starts at the first reading")
+            return
+        }
+        let nowWall = Clock.wallMs()
+        for r in closed { enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall) }
+        if let t = state["t"]?.doubleValue {
+            log.info("ledger resumed from the reading at \(Timestamp.format(ms: Int64(t)))")
+        }
+        saveLedger(syncQueue: !closed.isEmpty)
+    }
+
+    func saveLedger(syncQueue: Bool) {
+        guard let state = ledger.persistentState else { return }
+        if syncQueue {
+            do { try queue.sync() } catch {
+                log.error("queue sync before saving the ledger failed (ledger not saved): \(error)")
+                return
+            }
+        }
+        do throws(StateFile.IOError) {
+            try StateFile.write(Array(state.serialized.utf8), to: ledgerPath)
+        } catch {
+            log.error("cannot save the ledger: \(error)")
         }
     }
 

@@ -42,7 +42,14 @@ public struct LedgerSample: Sendable, Equatable {
 ///
 /// Feed it every control turn with the current Target source and the newest sample (nil when there is
 /// no new reading); a record is emitted once the reading after its end has arrived. The first record
-/// starts at the first reading. Not persisted: after a restart the ledger starts again at the first reading.
+/// starts at the first reading.
+///
+/// Across a restart (`persistentState` / `restore`): the open segment is closed at the last saved
+/// reading with its own source, and the time from there to the first source after the restart is
+/// attributed to `EnergyLedger.offlineSource`, bridged from the saved counters to the first new
+/// reading (exact in total; its split over intervals is interpolated, so those records say
+/// `estimated: true`). Power-integrated counters are not bridged (the energy while the agent was
+/// away is unknown), nor are gaps longer than `maxBridgeMs`.
 public struct EnergyLedger: Sendable {
     public let intervalMs: Int64
 
@@ -58,6 +65,12 @@ public struct EnergyLedger: Sendable {
     /// Source changes since the last reading, with their instants.
     private var pendingCuts: [(Int64, String)] = []
     private var currentSource: String?
+
+    /// The source of energy used while gridlet was not running (between the last saved reading and
+    /// the restart). Follows the `derate:<reason>` form: the chargers ran on their own failsafe.
+    public static let offlineSource = "derate:agent_offline"
+    /// Longest outage bridged after a restart (7 days); longer ones start the count afresh.
+    public static let maxBridgeMs: Int64 = 7 * 86_400_000
 
     public init(intervalMs: Int64) {
         precondition(intervalMs > 0)
@@ -81,6 +94,44 @@ public struct EnergyLedger: Sendable {
         return reading(nowMs: nowMs, sample)
     }
 
+    /// What survives a restart: the newest reading's counters and the open segment. nil before
+    /// the first reading.
+    public var persistentState: JSONValue? {
+        guard let l = last, let start = segStart, let src = segSource else { return nil }
+        return .object([("v", .number(1)), ("t", .number(Double(l.t))), ("import_wh", .number(l.imp)),
+                        ("export_wh", .number(l.exp)), ("estimated", .bool(l.estimated)),
+                        ("seg_start", .number(Double(start))), ("seg_import_mwh", .number(Double(segImp))),
+                        ("seg_export_mwh", .number(Double(segExp))), ("seg_source", .string(src))])
+    }
+
+    /// Restores a fresh ledger from `persistentState` at start. Returns the record that closes the
+    /// segment open at the last saved reading (empty when there was none), or nil when `state` is
+    /// not a ledger state (then the ledger starts afresh, as without one).
+    public mutating func restore(_ state: JSONValue) -> [LedgerRecord]? {
+        guard last == nil, state["v"]?.doubleValue == 1,
+              let t = state["t"]?.doubleValue, let imp = state["import_wh"]?.doubleValue,
+              let exp = state["export_wh"]?.doubleValue, let est = state["estimated"]?.boolValue,
+              let start = state["seg_start"]?.doubleValue, let si = state["seg_import_mwh"]?.doubleValue,
+              let se = state["seg_export_mwh"]?.doubleValue, let src = state["seg_source"]?.stringValue,
+              imp.isFinite, exp.isFinite, start <= t else { return nil }
+        let l = Point(t: Int64(t), imp: imp, exp: exp, estimated: est)
+        segStart = Int64(start); segImp = Int64(si); segExp = Int64(se); segSource = src
+        let out = close(at: l)
+        if est {
+            // Power-integrated: nothing to bridge from. Start afresh at the next reading.
+            segStart = nil; segSource = nil
+            return out
+        }
+        last = l
+        segSource = Self.offlineSource
+        currentSource = Self.offlineSource
+        bridging = true
+        return out
+    }
+
+    /// Set by `restore` until the first reading after it: records of the outage are interpolated.
+    private var bridging = false
+
     /// Closes the open segment at the reading `l` (whose counters are exact there).
     private mutating func close(at l: Point) -> [LedgerRecord] {
         let imp = Self.mWh(l.imp), exp = Self.mWh(l.exp)
@@ -92,6 +143,16 @@ public struct EnergyLedger: Sendable {
 
     private mutating func reading(nowMs t: Int64, _ s: LedgerSample) -> [LedgerRecord] {
         if let l = last, t <= l.t { return [] } // a repeated or older reading adds nothing
+        let bridged = bridging
+        bridging = false
+        if bridged, let l = last, t - l.t > Self.maxBridgeMs || s.importWh == nil {
+            // Too long away, or no cumulative registers now: the energy in between is not
+            // attributed; this reading starts the count afresh.
+            last = nil
+            lastPowerW = nil
+            segStart = nil
+            pendingCuts.removeAll()
+        }
         // Counters at t.
         var p: Point
         if let imp = s.importWh {
@@ -137,7 +198,7 @@ public struct EnergyLedger: Sendable {
             let imp = Self.mWh(l.imp + (p.imp - l.imp) * f), exp = Self.mWh(l.exp + (p.exp - l.exp) * f)
             if let start = segStart, let src = segSource, c > start {
                 out.append(LedgerRecord(fromMs: start, toMs: c, importMWh: imp - segImp, exportMWh: exp - segExp, source: src,
-                                        estimated: p.estimated || l.estimated))
+                                        estimated: p.estimated || l.estimated || (bridged && src == Self.offlineSource)))
             }
             segStart = c; segImp = imp; segExp = exp
             if let n = newSource { segSource = n }

@@ -188,6 +188,72 @@ import Testing
         #expect(EnergyLedger.integrate(p0: 1000, p1: -1000, dtMs: 36_000) == (2.5, 2.5))
     }
 
+    @Test func aRestartClosesTheOpenSegmentAndAttributesTheOutage() throws {
+        var a = EnergyLedger(intervalMs: 60_000)
+        var records: [LedgerRecord] = []
+        records += a.feed(nowMs: 0, sample: LedgerSample(importWh: 1000, exportWh: 50), source: "default")
+        records += a.feed(nowMs: 20_000, sample: LedgerSample(importWh: 1010, exportWh: 50), source: "dispatch:e1")
+        records += a.feed(nowMs: 30_000, sample: LedgerSample(importWh: 1015, exportWh: 50), source: "dispatch:e1")
+        #expect(records == [LedgerRecord(fromMs: 0, toMs: 20_000, importMWh: 10_000, exportMWh: 0, source: "default", estimated: false)])
+        // Stopped after the reading at 30 s; the state goes through its JSON text, as on disk.
+        let saved = try JSONValue.parse(Array(try #require(a.persistentState).serialized.utf8))
+        var b = EnergyLedger(intervalMs: 60_000)
+        let restored = b.restore(saved)
+        let closed = try #require(restored)
+        #expect(closed == [LedgerRecord(fromMs: 20_000, toMs: 30_000, importMWh: 5000, exportMWh: 0, source: "dispatch:e1", estimated: false)])
+        records += closed
+        // Back at 150 s (first turn: no reading yet), first reading at 151 s.
+        records += b.feed(nowMs: 150_000, sample: nil, source: "default")
+        records += b.feed(nowMs: 151_000, sample: LedgerSample(importWh: 1136, exportWh: 52), source: "default")
+        records += b.feed(nowMs: 180_000, sample: LedgerSample(importWh: 1140, exportWh: 52), source: "default")
+        // The outage 30 s -> 150 s is "derate:agent_offline", split at 60 s and 120 s, interpolated (estimated).
+        let offline = records.filter { $0.source == EnergyLedger.offlineSource }
+        #expect(offline.map { [$0.fromMs, $0.toMs] } == [[30_000, 60_000], [60_000, 120_000], [120_000, 150_000]])
+        #expect(offline.allSatisfy { $0.estimated })
+        let last = try #require(records.last)
+        #expect(last.fromMs == 150_000 && last.toMs == 180_000 && last.importMWh == 5000 && last.source == "default")
+        // Contiguous, and the sums are exactly the registers' difference: nothing lost across the restart.
+        for (x, y) in zip(records, records.dropFirst()) { #expect(x.toMs == y.fromMs) }
+        #expect(records.first?.fromMs == 0 && records.last?.toMs == 180_000)
+        #expect(records.reduce(0) { $0 + $1.importMWh } == 140_000)
+        #expect(records.reduce(0) { $0 + $1.exportMWh } == 2000)
+        #expect(records.filter { $0.source != EnergyLedger.offlineSource }.allSatisfy { !$0.estimated })
+    }
+
+    @Test func aRestartDoesNotBridgePowerIntegrationOrLongOutages() throws {
+        // Power-integrated counters: the open segment is closed, the outage is not attributed.
+        var a = EnergyLedger(intervalMs: 60_000)
+        _ = a.feed(nowMs: 0, sample: LedgerSample(powerW: 3600), source: "default")
+        _ = a.feed(nowMs: 10_000, sample: LedgerSample(powerW: 3600), source: "default")
+        var b = EnergyLedger(intervalMs: 60_000)
+        let savedA = try #require(a.persistentState)
+        let closedA = b.restore(savedA)
+        #expect(closedA == [LedgerRecord(fromMs: 0, toMs: 10_000, importMWh: 10_000, exportMWh: 0, source: "default", estimated: true)])
+        #expect(b.feed(nowMs: 500_000, sample: LedgerSample(powerW: 3600), source: "default").isEmpty)
+        #expect(b.feed(nowMs: 540_000, sample: LedgerSample(powerW: 3600), source: "default") ==
+                [LedgerRecord(fromMs: 500_000, toMs: 540_000, importMWh: 40_000, exportMWh: 0, source: "default", estimated: true)])
+        // Registers, but away for more than 7 days: counted afresh from the first reading.
+        var c = EnergyLedger(intervalMs: 60_000)
+        _ = c.feed(nowMs: 0, sample: LedgerSample(importWh: 100), source: "default")
+        _ = c.feed(nowMs: 30_000, sample: LedgerSample(importWh: 101), source: "default")
+        var d = EnergyLedger(intervalMs: 60_000)
+        let savedC = try #require(c.persistentState)
+        _ = d.restore(savedC)
+        let back = EnergyLedger.maxBridgeMs + 60_000
+        #expect(d.feed(nowMs: back, sample: LedgerSample(importWh: 900), source: "default").isEmpty)
+        #expect(d.feed(nowMs: back + 60_000, sample: LedgerSample(importWh: 901), source: "default") ==
+                [LedgerRecord(fromMs: back, toMs: back + 60_000, importMWh: 1000, exportMWh: 0, source: "default", estimated: false)])
+        // Not a ledger state, or a ledger that already runs: refused, nothing changes.
+        var e = EnergyLedger(intervalMs: 60_000)
+        let wrongVersion = e.restore(.object([("v", .number(2))]))
+        #expect(wrongVersion == nil)
+        let notAnObject = e.restore(try JSONValue.parse(Array("[1,2]".utf8)))
+        #expect(notAnObject == nil)
+        #expect(e.persistentState == nil)
+        let running = c.restore(savedC)
+        #expect(running == nil)
+    }
+
     @Test func registerResetIsNotCounted() {
         var l = EnergyLedger(intervalMs: 60_000)
         _ = l.feed(nowMs: 0, sample: LedgerSample(importWh: 500), source: "default")

@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import subprocess
+import time
 
 from conftest import CONFIG, GRIDLET, Agent, wait_until
 
@@ -65,4 +66,39 @@ def test_schedule_window_pauses_charger_optout_and_ledger(site):
     assert led["from"] < led["to"]
     # pymodbus serves constant counters, so the energy in every record is exactly 0 Wh.
     assert led["import_wh"] == 0 and led["export_wh"] == 0
+    assert agent.stop() == 0
+
+
+def iso_ms(ms):
+    dt = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def test_the_ledger_survives_a_restart(site):
+    """The open ledger segment is saved (state_dir/ledger.json): after a stop and a start, it is
+    closed with its own source at the last reading, and the time the agent was away follows as
+    derate:agent_offline (estimated), contiguous with it."""
+    text = CONFIG.format(site=site.site_id, state=os.path.join(site.workdir, "state"), meter_port=site.meter.port,
+                         charger_port=site.charger.port, mqtt_port=site.broker.port, telemetry="1s", comm_loss="120s")
+    text = text.replace("telemetry:\n  interval: 1s\n", "telemetry:\n  interval: 1s\n  ledger_interval: 1m\n")
+    agent = Agent(site.workdir, text)
+    util = site.make_collector()
+    agent.start()
+    util.wait_for("telemetry", lambda p: p["devices"]["meter"]["ok"], timeout=15)
+    time.sleep(1.5)
+    assert agent.stop() == 0
+    with open(os.path.join(site.workdir, "state", "ledger.json")) as f:
+        saved = json.load(f)
+    assert saved["seg_source"] == "default" and saved["estimated"] is False
+    stopped_at = time.time()
+    time.sleep(2)
+    agent.start()
+    closed = util.wait_for("ledger", lambda p: p["to"] == iso_ms(int(saved["t"])), timeout=15)
+    assert closed["source"] == "default" and closed["estimated"] is False
+    assert closed["from"] == iso_ms(int(saved["seg_start"]))
+    off = util.wait_for("ledger", lambda p: p["source"] == "derate:agent_offline", timeout=15)
+    assert off["from"] == closed["to"] and off["estimated"] is True, off
+    assert off["to"] >= iso_ms(int(stopped_at * 1000) + 1500), (off, stopped_at)
+    # pymodbus serves constant counters: exactly 0 Wh, bridged or not.
+    assert off["import_wh"] == 0 and closed["import_wh"] == 0
     assert agent.stop() == 0
