@@ -379,6 +379,9 @@ def main():
     ap.add_argument("--steady-s", type=float, default=60)
     ap.add_argument("--fast-s", type=float, default=20)
     ap.add_argument("--dispatch-n", type=int, default=100)
+    ap.add_argument("--only-dispatch", action="store_true", help="measure the dispatch latency only")
+    ap.add_argument("--broker-nodelay", action="store_true",
+                    help="run mosquitto with set_tcp_nodelay true (Nagle off on the broker's sockets)")
     ap.add_argument("--json")
     a = ap.parse_args()
 
@@ -390,7 +393,13 @@ def main():
     env.work = tempfile.mkdtemp(prefix="gridlet-bench-")
     os.chmod(env.work, 0o755)
     env.mqtt_port, env.meter_port = free_port(), free_port()
-    broker = subprocess.Popen(["mosquitto", "-p", str(env.mqtt_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker_cmd = ["mosquitto", "-p", str(env.mqtt_port)]
+    if a.broker_nodelay:
+        conf = os.path.join(env.work, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {env.mqtt_port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
+        broker_cmd = ["mosquitto", "-c", conf]
+    broker = subprocess.Popen(broker_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     meter = subprocess.Popen([env.gridlet, "simulate", "eastron-sdm630", "--port", str(env.meter_port)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = {}
@@ -398,10 +407,10 @@ def main():
         wait_port(env.mqtt_port)
         wait_port(env.meter_port)
         sub = Sub(env.mqtt_port)
-        tools = [(Gridlet(env), 0.1), (Raw(env), 0.0)]
-        if env.collectd:
+        tools = [] if a.only_dispatch else [(Gridlet(env), 0.1), (Raw(env), 0.0)]
+        if env.collectd and not a.only_dispatch:
             tools.append((Collectd(env), 0.01))
-        if env.m2m_python:
+        if env.m2m_python and not a.only_dispatch:
             tools.append((Modbus2MQTT(env), 0.01))
         for tool, fast_interval in tools:
             r = {}
@@ -413,11 +422,12 @@ def main():
                     r[what] = {"error": str(e)}
                 print(f"{tool.name} {what}: {r[what]}", file=sys.stderr, flush=True)
             results[tool.name] = r
-        results["gridlet"]["size_bytes"] = du([env.gridlet])
-        results["raw C loop"]["size_bytes"] = du([env.raw])
-        if env.collectd:
+        results.setdefault("gridlet", {})["size_bytes"] = du([env.gridlet])
+        if "raw C loop" in results:
+            results["raw C loop"]["size_bytes"] = du([env.raw])
+        if "collectd" in results:
             results["collectd"]["size_bytes"] = du([env.collectd, "/usr/lib/collectd/modbus.so", "/usr/lib/collectd/mqtt.so"])
-        if env.m2m_python:
+        if "modbus2mqtt" in results:
             site = subprocess.run([env.m2m_python, "-c", "import modbus2mqtt,pymodbus,paho,os;print(' '.join(os.path.dirname(m.__file__) for m in (modbus2mqtt,pymodbus,paho)))"],
                                   capture_output=True, text=True).stdout.split()
             results["modbus2mqtt"]["size_bytes"] = du(site)

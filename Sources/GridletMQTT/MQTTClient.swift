@@ -247,6 +247,12 @@ public final class MQTTClient: @unchecked Sendable {
                 needConnect = false
             }
             let rc = mosquitto_loop(mosq, 100, 1)
+            // Acknowledge what was just read at once. Otherwise Linux delays the ACK of a small
+            // packet (a PUBACK for our telemetry) by up to 40 ms, and a broker with Nagle on (the
+            // mosquitto default, set_tcp_nodelay false) holds the next packet to us — a command —
+            // until that ACK arrives: measured p99 command -> register write 37 ms, 1.3 ms with
+            // the broker's Nagle off. TCP_QUICKACK is not sticky, so it is set after every read.
+            Self.quickAck(mosquitto_socket(mosq))
             if sink.connected.load(ordering: .relaxed) { attempt = 0; droppedBeforeConnack = 0 }
             if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
                 if stopped.withLock({ $0 }) { break }
@@ -269,6 +275,12 @@ public final class MQTTClient: @unchecked Sendable {
                 pause(sink.downgradeRequested.load(ordering: .relaxed) ? 100 : nextDelayMs(attempt)); attempt += 1
             }
         }
+    }
+
+    static func quickAck(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_QUICKACK, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Publishes and returns the message id that a later `.published` event acknowledges.
