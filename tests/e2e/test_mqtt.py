@@ -300,3 +300,114 @@ def test_falls_back_to_mqtt311_with_a_broker_that_has_no_mqtt5(site):
         assert a.stop() == 0
     finally:
         stop_process(broker)
+
+
+class SlowAckProxy:
+    """A TCP proxy between the agent and mosquitto that, while `slow` is set, passes what the
+    broker sends (PUBACKs, PINGRESP) at 4 bytes per 0.5 s: about two PUBACKs a second."""
+
+    def __init__(self, target_port):
+        import socket
+        import threading
+        self.target_port = target_port
+        self.slow = threading.Event()
+        self.stopped = threading.Event()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.socks = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            broker = socket.create_connection(("127.0.0.1", self.target_port))
+            self.socks += [client, broker]
+            for src, dst, throttled in ((client, broker, False), (broker, client, True)):
+                t = threading.Thread(target=self._pump, args=(src, dst, throttled), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _pump(self, src, dst, throttled):
+        try:
+            while not self.stopped.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                while data:
+                    if throttled and self.slow.is_set():
+                        dst.sendall(data[:4])
+                        data = data[4:]
+                        time.sleep(0.5)
+                    else:
+                        dst.sendall(data)
+                        data = b""
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stopped.set()
+        self.listener.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def test_a_broker_slow_to_acknowledge_fills_the_window_not_the_memory(site):
+    """PUBACKs slowed to ~2/s while the agent produces ~5 records/s: at most 16 messages are in
+    flight, the rest waits on disk; once the broker is fast again everything arrives, in order,
+    once, without a reconnect."""
+    proxy = SlowAckProxy(site.broker.port)
+    try:
+        text = CONFIG.format(site=site.site_id, state=os.path.join(site.workdir, "state"), meter_port=site.meter.port,
+                             charger_port=site.charger.port, mqtt_port=proxy.port, telemetry="200ms", comm_loss="120s")
+        text = text.replace("keepalive: 5s", "keepalive: 60s")
+        agent = Agent(site.workdir, text)
+        util = site.make_collector()
+        agent.start()
+        util.wait_for("telemetry", timeout=15)
+        wait_until(lambda: agent.status()["mqtt"]["connected"], 10, what="the agent connected")
+        rss0 = int([l for l in open(f"/proc/{agent.proc.pid}/status") if l.startswith("VmRSS")][0].split()[1])
+        proxy.slow.set()
+        in_flight, depth = [], []
+        end = time.monotonic() + 12
+        while time.monotonic() < end:
+            st = agent.status()
+            in_flight.append(st["mqtt"]["in_flight"])
+            depth.append(st["queue"]["records"])
+            assert st["mqtt"]["connected"], "the agent dropped the slow connection"
+            time.sleep(0.2)
+        rss1 = int([l for l in open(f"/proc/{agent.proc.pid}/status") if l.startswith("VmRSS")][0].split()[1])
+        assert max(in_flight) == 16, in_flight       # the window fills ...
+        assert all(n <= 16 for n in in_flight)         # ... and is never exceeded
+        assert depth[-1] >= 16 + 15, depth             # the rest waits in the queue on disk
+        assert rss1 - rss0 < 2048, f"RSS grew by {rss1 - rss0} KiB while the broker was slow"
+        produced = agent.status()["queue"]["next_seq"] - 1
+        proxy.slow.clear()
+        wait_until(lambda: agent.status()["queue"]["records"] == 0, 30, what="the backlog to drain")
+        wait_until(lambda: len({p["seq"] for _, p in util.seq_records()}) >= produced, 15, what="every record at the utility")
+        seqs = [p["seq"] for _, p in util.seq_records()]
+        first = seqs[0]
+        assert sorted(set(seqs)) == list(range(first, max(seqs) + 1)), "a record is missing"
+        assert len(seqs) == len(set(seqs)), "a record arrived twice"
+        assert agent.stop() == 0
+    finally:
+        proxy.stop()
