@@ -31,6 +31,17 @@ import Testing
         return sim
     }
 
+    /// Runs `body` with the client end of a pty pair whose other end is served by the simulator
+    /// (unit 1), with RTS recording switched on when `traced`.
+    static func onSimulatedLine(traced: Bool, _ body: (String) throws -> Void) throws {
+        let pty = try PtyPair()
+        let sim = try simulator(on: pty.a)
+        defer { sim.stop() }
+        if traced { RTSTrace.enable() }
+        defer { if traced { RTSTrace.disable() } }
+        try body(pty.b)
+    }
+
     static func rtu(_ device: String, rs485: Bool = true) -> ModbusTransport {
         .rtu(device: device, baud: 9600, parity: .even, dataBits: 8, stopBits: 1, rs485: rs485)
     }
@@ -38,13 +49,8 @@ import Testing
     /// One character at 9600 8E1: 11 bits.
     static let charUs: Int64 = 1_000_000 * 11 / 9600
 
-    @Test func userSpaceRTSIsRaisedAroundEveryRequestAndDroppedForTheAnswer() throws {
-        let pty = try PtyPair()
-        let sim = try Self.simulator(on: pty.a)
-        defer { sim.stop() }
-        RTSTrace.enable()
-        defer { RTSTrace.disable() }
-        let c = ModbusConnection(busName: "rs485", transport: Self.rtu(pty.b), timeoutMs: 500, retries: 0, gapMs: 30,
+    @Test func userSpaceRTSIsRaisedAroundEveryRequestAndDroppedForTheAnswer() throws { try Self.onSimulatedLine(traced: true) { line in
+        let c = ModbusConnection(busName: "rs485", transport: Self.rtu(line), timeoutMs: 500, retries: 0, gapMs: 30,
                                  rs485Mode: .rtsUp, rtsDelayUs: 5000)
         defer { c.close() }
         let first = try c.readRegisters(table: .input, address: 0, count: 2, unit: 1)
@@ -64,29 +70,19 @@ import Testing
         }
         // The bus gap separates the two transmissions.
         #expect((t[3].ns - t[2].ns) / 1_000_000 >= 30)
-    }
+    } }
 
-    @Test func rtsDownInvertsTheLine() throws {
-        let pty = try PtyPair()
-        let sim = try Self.simulator(on: pty.a)
-        defer { sim.stop() }
-        RTSTrace.enable()
-        defer { RTSTrace.disable() }
-        let c = ModbusConnection(busName: "rs485", transport: Self.rtu(pty.b), timeoutMs: 500, retries: 0, rs485Mode: .rtsDown)
+    @Test func rtsDownInvertsTheLine() throws { try Self.onSimulatedLine(traced: true) { line in
+        let c = ModbusConnection(busName: "rs485", transport: Self.rtu(line), timeoutMs: 500, retries: 0, rs485Mode: .rtsDown)
         defer { c.close() }
         _ = try c.readRegisters(table: .input, address: 0, count: 2, unit: 1)
         #expect(RTSTrace.take().map(\.on) == [true, false, true])
         // libmodbus's default delay: one character time.
         #expect(c.direction == "rts-down (user space, \(Self.charUs) us)")
-    }
+    } }
 
-    @Test func autoFallsBackToRTSTogglingWhenTheDriverHasNoRS485Mode() throws {
-        let pty = try PtyPair()
-        let sim = try Self.simulator(on: pty.a)
-        defer { sim.stop() }
-        RTSTrace.enable()
-        defer { RTSTrace.disable() }
-        let bus = ModbusBus(name: "rs485", transport: Self.rtu(pty.b), timeoutMs: 500, retries: 0)   // rs485Mode .auto
+    @Test func autoFallsBackToRTSTogglingWhenTheDriverHasNoRS485Mode() throws { try Self.onSimulatedLine(traced: true) { line in
+        let bus = ModbusBus(name: "rs485", transport: Self.rtu(line), timeoutMs: 500, retries: 0)   // rs485Mode .auto
         defer { bus.stop() }
         #expect(bus.direction == nil)
         guard case .success = bus.read(table: .input, address: 0, count: 2, unit: 1) else {
@@ -94,7 +90,7 @@ import Testing
         }
         #expect(bus.direction == "rts-up (user space, \(Self.charUs) us)")
         #expect(RTSTrace.take().map(\.on) == [false, true, false])
-    }
+    } }
 
     @Test(arguments: [
         (RS485Mode.auto, "no kernel RS-485 mode (ENOTTY) and cannot drive RTS on this port"),
@@ -102,26 +98,23 @@ import Testing
         (RS485Mode.rtsUp, "cannot drive RTS on this port (a pty or an adapter without modem control lines)"),
         (RS485Mode.rtsDown, "cannot drive RTS on this port"),
     ])
-    func aPortWithoutDirectionControlIsAClearError(mode: RS485Mode, fragment: String) throws {
-        let pty = try PtyPair()
-        let sim = try Self.simulator(on: pty.a)
-        defer { sim.stop() }
-        let c = ModbusConnection(busName: "rs485", transport: Self.rtu(pty.b), timeoutMs: 200, retries: 0, rs485Mode: mode)
+    func aPortWithoutDirectionControlIsAClearError(mode: RS485Mode, fragment: String) throws { try Self.onSimulatedLine(traced: false) { line in
+        let c = ModbusConnection(busName: "rs485", transport: Self.rtu(line), timeoutMs: 200, retries: 0, rs485Mode: mode)
         defer { c.close() }
         do {
             _ = try c.readRegisters(table: .input, address: 0, count: 2, unit: 1, device: "meter")
             Issue.record("a pty has no RS-485 direction control, yet the read succeeded")
-        } catch {
+        } catch let error as ModbusError {
             #expect(error.description.contains(fragment), "\(error.description)")
             #expect(error.description.hasPrefix("meter (unit 1 on rs485): connect") || error.description.hasPrefix("meter (unit 1 on rs485): read"),
                     "\(error.description)")
             #expect(!c.isConnected)
         }
         // Without rs485 the same port reads fine: the error was the direction control, not the line.
-        let plain = ModbusConnection(busName: "rs485", transport: Self.rtu(pty.b, rs485: false), timeoutMs: 500, retries: 0)
+        let plain = ModbusConnection(busName: "rs485", transport: Self.rtu(line, rs485: false), timeoutMs: 500, retries: 0)
         defer { plain.close() }
         #expect(try plain.readRegisters(table: .input, address: 0, count: 2, unit: 1).count == 2)
-    }
+    } }
 
     @Test func aPerRequestTimeoutReplacesTheBusTimeoutForThatRequestOnly() throws {
         let pty = try PtyPair()   // nothing answers on the other end

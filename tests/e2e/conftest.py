@@ -323,9 +323,14 @@ def site(workdir):
     s.site_id = "e2e"
     s.root = f"gridlet/{s.site_id}"
 
+    def config_text(telemetry="1s", comm_loss="120s", mqtt_port=None):
+        """CONFIG filled in for this site (mqtt_port: another port than the broker's, e.g. a proxy)."""
+        return CONFIG.format(site=s.site_id, state=os.path.join(workdir, "state"), meter_port=meter.port,
+                             charger_port=charger.port, mqtt_port=broker.port if mqtt_port is None else mqtt_port,
+                             telemetry=telemetry, comm_loss=comm_loss)
+
     def make_agent(telemetry="1s", comm_loss="120s"):
-        text = CONFIG.format(site=s.site_id, state=os.path.join(workdir, "state"), meter_port=meter.port,
-                             charger_port=charger.port, mqtt_port=broker.port, telemetry=telemetry, comm_loss=comm_loss)
+        text = config_text(telemetry, comm_loss)
         a = Agent(workdir, text)
         started.append(a.stop)
         return a
@@ -335,6 +340,7 @@ def site(workdir):
         started.append(c.close)
         return c
 
+    s.config_text = config_text
     s.make_agent = make_agent
     s.make_collector = make_collector
     try:

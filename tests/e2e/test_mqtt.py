@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from conftest import CONFIG, GRIDLET, Agent, Collector, free_port, port_open, stop_process, wait_until
+from conftest import GRIDLET, Agent, Collector, free_port, port_open, stop_process, wait_until
 
 
 def openssl(*args, cwd):
@@ -95,8 +95,7 @@ allow_anonymous true
 
 
 def agent_config(site, mqtt_block, comm_loss="120s"):
-    text = CONFIG.format(site=site.site_id, state=os.path.join(site.workdir, "state"), meter_port=site.meter.port,
-                         charger_port=site.charger.port, mqtt_port=0, telemetry="1s", comm_loss=comm_loss)
+    text = site.config_text("1s", comm_loss, mqtt_port=0)
     start = text.index("mqtt:")
     end = text.index("telemetry:")
     return text[:start] + mqtt_block + text[end:]
@@ -203,8 +202,7 @@ def test_commands_sent_while_offline_arrive_after_restart(site):
 
 
 def test_backlog_drains_and_nothing_is_delivered_twice_after_a_clean_stop(site):
-    text = CONFIG.format(site=site.site_id, state=os.path.join(site.workdir, "state"), meter_port=site.meter.port,
-                         charger_port=site.charger.port, mqtt_port=site.broker.port, telemetry="100ms", comm_loss="120s")
+    text = site.config_text("100ms", "120s")
     text = text.replace("replay_rate: 200", "replay_rate: 20")
     agent = Agent(site.workdir, text)
     util = site.make_collector()
@@ -233,8 +231,7 @@ def test_backlog_drains_and_nothing_is_delivered_twice_after_a_clean_stop(site):
 
 
 def test_replay_rate_is_never_exceeded(site):
-    text = CONFIG.format(site=site.site_id, state=os.path.join(site.workdir, "state"), meter_port=site.meter.port,
-                         charger_port=site.charger.port, mqtt_port=site.broker.port, telemetry="100ms", comm_loss="120s")
+    text = site.config_text("100ms", "120s")
     text = text.replace("replay_rate: 200", "replay_rate: 10")
     agent = Agent(site.workdir, text)
     stamps = []
@@ -377,8 +374,7 @@ def test_a_broker_slow_to_acknowledge_fills_the_window_not_the_memory(site):
     once, without a reconnect."""
     proxy = SlowAckProxy(site.broker.port)
     try:
-        text = CONFIG.format(site=site.site_id, state=os.path.join(site.workdir, "state"), meter_port=site.meter.port,
-                             charger_port=site.charger.port, mqtt_port=proxy.port, telemetry="200ms", comm_loss="120s")
+        text = site.config_text("200ms", "120s", mqtt_port=proxy.port)
         text = text.replace("keepalive: 5s", "keepalive: 60s")
         agent = Agent(site.workdir, text)
         util = site.make_collector()
