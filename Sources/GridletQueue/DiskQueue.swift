@@ -84,8 +84,13 @@ import Glibc
 ///
 /// `ack(seq:)` marks a record; the head of its ring advances over the contiguous acked
 /// prefix and the checkpoint is rewritten (record bytes are never rewritten).
-/// Out-of-order acks beyond a head are kept in memory only: after a restart
-/// those records are delivered again (at-least-once).
+/// Out-of-order acks beyond a head (live records acknowledged while an older backlog is still
+/// replayed) are kept as ranges of consecutive seqs and written with every checkpoint, in an
+/// extension after the version-2 slot (offset 80: u32 magic "GQAK", u32 count <= 64, u64
+/// generation of the slot, count x (u64 first seq, u64 last seq), u32 crc32c over the
+/// extension); recovery marks those records acked, so a restart does not send them again.
+/// Beyond 64 ranges, or after a kill between an ack and its checkpoint write, a record may
+/// be delivered again (at-least-once). An older gridlet ignores the extension.
 ///
 /// When an append does not fit its ring, the oldest records of that ring are dropped until
 /// the record, a gap record, the reserve and 1/16 of the ring of slack fit, then a `.gap`
@@ -163,6 +168,8 @@ public final class DiskQueue {
         /// Version 1: one head; version 2: priority, telemetry.
         var heads: [Head]
         var highWater: UInt64
+        /// Seqs acked beyond a head (version-2 extension; empty when absent).
+        var acked: [ClosedRange<UInt64>] = []
 
         /// (file offset, size) of each ring, in the order of `heads`.
         var layout: [(base: Int, size: Int)] {
@@ -278,6 +285,12 @@ public final class DiskQueue {
     var skipped = 0
     var dirty = false
     var dirtySinceMs: Int64?
+    /// Seqs acked while an older record of some ring still waits (sorted, disjoint; a range
+    /// only joins consecutive acked seqs). Written with every checkpoint so that a restart
+    /// does not send them again.
+    var ackedBeyond: [ClosedRange<UInt64>] = []
+    static let maxAckedRanges = 64
+    static let ackedMagic: UInt32 = 0x4B41_5147  // "GQAK"
 
     /// Largest telemetry payload `append` accepts.
     public var maxPayloadBytes: Int { Self.maxPayload(ring: rings[rings.count - 1].size) }
@@ -380,6 +393,7 @@ public final class DiskQueue {
             generation = ck?.generation ?? 0
             nextSeq = max(ck?.highWater ?? 1, maxSeq &+ 1, 1)
             highWater = nextSeq
+            if let ck { applyAcked(ck.acked) }
         } catch {
             Glibc.close(fd)
             throw error
@@ -438,6 +452,7 @@ public final class DiskQueue {
         }
         nextSeq = max(highWater, maxSeq &+ 1, 1)
         highWater = nextSeq
+        if let ck { applyAcked(ck.acked) }
         try writeCheckpoint()
         try syncData()
     }
@@ -453,7 +468,7 @@ public final class DiskQueue {
             let rec = try reader.recover(headOffset: Int(ck.heads[i].offset), headSeq: ck.heads[i].seq)
             maxSeq = max(maxSeq, rec.maxSeq)
             skipped += rec.skipped
-            for e in rec.entries {
+            for e in rec.entries where !ck.acked.contains(where: { $0.contains(e.seq) }) {
                 var buf = [UInt8](repeating: 0, count: e.length)
                 _ = try fh.preadFully(&buf, count: e.length, offset: l.base + e.offset + Self.recordHeaderSize)
                 old.append(QueuedRecord(seq: e.seq, kind: e.kind, timestampMs: e.timestampMs, payload: buf))
@@ -548,7 +563,8 @@ public final class DiskQueue {
                            prioritySize: getU64(b, o + 24),
                            heads: [Head(offset: getU64(b, o + 32), seq: getU64(b, o + 40)),
                                    Head(offset: getU64(b, o + 48), seq: getU64(b, o + 56))],
-                           highWater: getU64(b, o + 64))
+                           highWater: getU64(b, o + 64),
+                           acked: decodeAcked(b, at: o, generation: getU64(b, o + 8)))
             guard c.prioritySize >= 4096, c.prioritySize % 4096 == 0, c.prioritySize < c.ringSize else { return nil }
         default:
             return nil
@@ -571,7 +587,36 @@ public final class DiskQueue {
         putU64(&b, 56, c.heads[1].seq)
         putU64(&b, 64, c.highWater)
         putU32(&b, 72, CRC32C.checksum(b, range: 0..<72))
-        return b
+        // Extension at 80: magic "GQAK", u32 count, u64 generation (binds it to this
+        // checkpoint), count x (u64 first, u64 last), u32 crc32c over the extension.
+        let n = min(c.acked.count, maxAckedRanges)
+        var e = [UInt8](repeating: 0, count: 16 + 16 * n + 4)
+        putU32(&e, 0, ackedMagic)
+        putU32(&e, 4, UInt32(n))
+        putU64(&e, 8, c.generation)
+        for (k, r) in c.acked.prefix(n).enumerated() {
+            putU64(&e, 16 + 16 * k, r.lowerBound)
+            putU64(&e, 24 + 16 * k, r.upperBound)
+        }
+        putU32(&e, 16 + 16 * n, CRC32C.checksum(e, range: 0..<(16 + 16 * n)))
+        return b + [0, 0, 0, 0] + e
+    }
+
+    /// The acked-beyond-head ranges stored after a version-2 slot at `o`; empty when absent,
+    /// damaged or written for another generation.
+    static func decodeAcked(_ b: [UInt8], at o: Int, generation: UInt64) -> [ClosedRange<UInt64>] {
+        let x = o + 80
+        guard x + 20 <= b.count, getU32(b, x) == ackedMagic else { return [] }
+        let n = Int(getU32(b, x + 4))
+        guard n <= maxAckedRanges, x + 16 + 16 * n + 4 <= b.count, getU64(b, x + 8) == generation,
+              CRC32C.checksum(b, range: x..<(x + 16 + 16 * n)) == getU32(b, x + 16 + 16 * n) else { return [] }
+        var out: [ClosedRange<UInt64>] = []
+        for k in 0..<n {
+            let lo = getU64(b, x + 16 + 16 * k), hi = getU64(b, x + 24 + 16 * k)
+            guard lo <= hi, out.last.map({ $0.upperBound < lo }) ?? true else { return [] }
+            out.append(lo...hi)
+        }
+        return out
     }
 
     static func encodeRecord(magic: UInt32, seq: UInt64, kind: UInt8, timestampMs: Int64, payload: [UInt8]) -> [UInt8] {
@@ -654,10 +699,61 @@ public final class DiskQueue {
                     rings[r].first += 1
                 }
                 rings[r].updateHead()
-                try writeCheckpoint()
             }
+            noteAcked(seq)
+            try writeCheckpoint()
             return
         }
+    }
+
+    /// Adds `seq` to `ackedBeyond` and forgets ranges that every head has passed.
+    func noteAcked(_ seq: UInt64) {
+        var lo = 0, hi = ackedBeyond.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ackedBeyond[mid].upperBound < seq { lo = mid + 1 } else { hi = mid }
+        }
+        // lo: first range whose upper bound >= seq
+        if lo < ackedBeyond.count && ackedBeyond[lo].contains(seq) {
+        } else if lo > 0 && ackedBeyond[lo - 1].upperBound &+ 1 == seq {
+            ackedBeyond[lo - 1] = ackedBeyond[lo - 1].lowerBound...seq
+            if lo < ackedBeyond.count && ackedBeyond[lo].lowerBound == seq &+ 1 {
+                ackedBeyond[lo - 1] = ackedBeyond[lo - 1].lowerBound...ackedBeyond[lo].upperBound
+                ackedBeyond.remove(at: lo)
+            }
+        } else if lo < ackedBeyond.count && ackedBeyond[lo].lowerBound == seq &+ 1 {
+            ackedBeyond[lo] = seq...ackedBeyond[lo].upperBound
+        } else {
+            ackedBeyond.insert(seq...seq, at: lo)
+        }
+        pruneAcked()
+    }
+
+    /// Drops the ranges below every ring's head: those records have left the queue.
+    func pruneAcked() {
+        let floor = rings.map { $0.headSeq(next: nextSeq) }.min() ?? nextSeq
+        var n = 0
+        while n < ackedBeyond.count && ackedBeyond[n].upperBound < floor { n += 1 }
+        if n > 0 { ackedBeyond.removeFirst(n) }
+    }
+
+    /// Marks the recovered records that a checkpoint lists as acked, and moves heads over them.
+    func applyAcked(_ ranges: [ClosedRange<UInt64>]) {
+        guard !ranges.isEmpty else { return }
+        for r in rings.indices {
+            for i in rings[r].first..<rings[r].entries.count where !rings[r].entries[i].acked {
+                let seq = rings[r].entries[i].seq
+                if ranges.contains(where: { $0.contains(seq) }) {
+                    rings[r].entries[i].acked = true
+                    rings[r].unacked -= 1
+                }
+            }
+            while rings[r].first < rings[r].entries.count && rings[r].entries[rings[r].first].acked { rings[r].first += 1 }
+            rings[r].updateHead()
+            rings[r].durableSpan = rings[r].used
+        }
+        ackedBeyond = ranges
+        pruneAcked()
     }
 
     /// In `.batch` mode, sync if unsynced data is at least the interval old.
@@ -761,6 +857,7 @@ public final class DiskQueue {
         }
         while rings[x].first < rings[x].entries.count && rings[x].entries[rings[x].first].acked { rings[x].first += 1 }
         rings[x].updateHead()
+        pruneAcked()
     }
 
     /// Write one record at the tail of ring `x`. `seq == nil` assigns the next seq.
@@ -819,7 +916,7 @@ public final class DiskQueue {
                            prioritySize: UInt64(p.size),
                            heads: [Head(offset: UInt64(p.head), seq: p.headSeq(next: nextSeq)),
                                    Head(offset: UInt64(t.head), seq: t.headSeq(next: nextSeq))],
-                           highWater: highWater)
+                           highWater: highWater, acked: Array(ackedBeyond.prefix(Self.maxAckedRanges)))
         try fh.pwriteFully(Self.encodeCheckpoint(c), offset: Self.slotOffsets[Int(generation % 2)])
         dirty = true
     }

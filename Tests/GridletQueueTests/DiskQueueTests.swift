@@ -65,10 +65,68 @@ import Testing
         #expect(q.stats.bytes == 2 * recordSize(40))
         #expect(allRecords(q).map(\.seq) == [4])
         q.close()
-        // Head checkpoint survives; the out-of-order ack of 5 does not (at-least-once).
+        // The head and the out-of-order ack of 5 both survive: only 4 is sent again.
         let q2 = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
-        #expect(allRecords(q2).map(\.seq) == [4, 5])
-        #expect(allRecords(q2).map(\.payload) == [payload(3), payload(4)])
+        #expect(allRecords(q2).map(\.seq) == [4])
+        #expect(allRecords(q2).map(\.payload) == [payload(3)])
+        #expect(q2.stats.records == 1)
+        q2.close()
+        let ro = try DiskQueue(readOnlyDirectory: dir.path)
+        #expect(allRecords(ro).map(\.seq) == [4])
+    }
+
+    @Test func outOfOrderAcksSurviveAKillAndNeverCoverAnUnackedSeqOfTheOtherRing() throws {
+        let dir = TempDir()
+        do {
+            let q = try DiskQueue(directory: dir.path, maxBytes: 256 * 1024, sync: .none)
+            // seq 1 T, 2 P, 3 T, 4 P, 5 T, 6 T
+            for (i, k) in [RecordKind.telemetry, .response, .telemetry, .ledger, .telemetry, .telemetry].enumerated() {
+                try q.append(kind: k, payload: payload(i), timestampMs: Int64(i))
+            }
+            for s: UInt64 in [3, 5, 6] { try q.ack(seq: s) }
+            #expect(q.ackedBeyond == [3...3, 5...6])
+            // No close: a kill leaves what was written (the page cache keeps it).
+        }
+        let q = try DiskQueue(directory: dir.path, maxBytes: 256 * 1024, sync: .none)
+        #expect(allRecords(q).map(\.seq) == [1, 2, 4])
+        #expect(q.stats.records == 3)
+        // Acking the heads moves them over the recovered acks; the ranges are forgotten.
+        for s: UInt64 in [1, 2, 4] { try q.ack(seq: s) }
+        #expect(q.stats.records == 0 && q.stats.bytes == 0)
+        #expect(q.ackedBeyond.isEmpty)
+    }
+
+    @Test func damagedAckExtensionOrTooManyRangesMeanAtLeastOnce() throws {
+        // A flipped byte in the extension: the ranges are ignored, the checkpoint still counts.
+        let dir = TempDir()
+        do {
+            let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
+            for i in 0..<5 { try q.append(kind: .telemetry, payload: payload(i), timestampMs: Int64(i)) }
+            try q.ack(seq: 1)
+            try q.ack(seq: 4)
+            q.close()
+        }
+        let gen0 = getU64(readFile(dir.queueFile, offset: 8, count: 8), 0)
+        let gen1 = getU64(readFile(dir.queueFile, offset: 2048 + 8, count: 8), 0)
+        let newest = gen0 > gen1 ? 0 : 2048
+        let b = readFile(dir.queueFile, offset: newest + 100, count: 1)
+        writeFile(dir.queueFile, offset: newest + 100, bytes: [b[0] ^ 0x40])
+        let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
+        #expect(allRecords(q).map(\.seq) == [2, 3, 4, 5])
+        q.close()
+
+        // 100 separate ranges: the first 64 are kept, the rest is sent again.
+        let dir2 = TempDir()
+        do {
+            let q = try DiskQueue(directory: dir2.path, maxBytes: 1 << 20, sync: .none)
+            for i in 0..<200 { try q.append(kind: .telemetry, payload: payload(i), timestampMs: Int64(i)) }
+            for s in stride(from: UInt64(2), through: 200, by: 2) { try q.ack(seq: s) }
+            #expect(q.ackedBeyond.count == 100)
+            q.close()
+        }
+        let q2 = try DiskQueue(directory: dir2.path, maxBytes: 1 << 20, sync: .none)
+        let left = allRecords(q2).map(\.seq)
+        #expect(left == Array(stride(from: UInt64(1), through: 127, by: 2)) + Array(129...200))
     }
 
     @Test func rejectsOversizedRecordsAndTinyQueues() throws {
