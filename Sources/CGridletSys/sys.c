@@ -101,3 +101,62 @@ int gridlet_rts_trace_read(long long *ns, int *on, int max) {
     pthread_mutex_unlock(&rts_trace_lock);
     return n;
 }
+
+#include <netdb.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+int gridlet_tcp_connect(const char *host, int port, int timeout_ms) {
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) { errno = EHOSTUNREACH; return -1; }
+    int last = ECONNREFUSED;
+    for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0) { last = errno; continue; }
+        int rc = connect(fd, a->ai_addr, a->ai_addrlen);
+        if (rc != 0 && errno == EINPROGRESS) {
+            struct pollfd p = { .fd = fd, .events = POLLOUT };
+            rc = poll(&p, 1, timeout_ms);
+            if (rc == 1) {
+                int err = 0; socklen_t len = sizeof err;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err == 0) rc = 0; else { errno = err; rc = -1; }
+            } else {
+                if (rc == 0) errno = ETIMEDOUT;
+                rc = -1;
+            }
+        }
+        if (rc == 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+            freeaddrinfo(res);
+            return fd;
+        }
+        last = errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    errno = last;
+    return -1;
+}
+
+int gridlet_open_pty(char *path, unsigned long path_len) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -1;
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, path, path_len) != 0) {
+        int e = errno;
+        close(m);
+        errno = e;
+        return -1;
+    }
+    return m;
+}

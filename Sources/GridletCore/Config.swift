@@ -61,6 +61,9 @@ public struct BusConfig: Sendable, Equatable {
         case tcp(host: String, port: Int)                                   // port default 502
         case rtu(device: String, baud: Int, parity: Parity, dataBits: Int, stopBits: Int, rs485: Bool)
         // rtu defaults: baud 9600, parity N, data_bits 8, stop_bits 1, rs485 false
+        /// Modbus RTU frames carried raw over TCP (serial-to-Ethernet adapters in transparent
+        /// mode); the adapter owns the serial settings. Port default 502.
+        case rtuOverTCP(host: String, port: Int)
     }
     public var name: String
     public var kind: Kind

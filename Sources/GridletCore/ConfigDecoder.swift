@@ -163,23 +163,23 @@ private struct ConfigDecoder {
         var rs485Mode = RS485Mode.auto
         var rtsDelayUs: Int?
         switch kindName {
-        case "tcp":
+        case "tcp", "rtu-over-tcp":
             for k in Self.rtuOnlyKeys where m.has(k) {
-                throw m.error(k, "applies to rtu buses only (this bus has kind: tcp)")
+                let hint = kindName == "rtu-over-tcp" ? "; the serial settings are made in the adapter" : ""
+                throw m.error(k, "applies to rtu buses only (this bus has kind: \(kindName))\(hint)")
             }
             let host = try m.requiredString("host")
             if host.isEmpty || host.contains(where: { $0 == " " || $0 == "/" }) {
                 throw m.error("host", "expected a host name or IP address, got '\(host)'")
             }
             let port = try m.int("port", in: 1...65535) ?? 502
-            kind = .tcp(host: host, port: port)
+            kind = kindName == "tcp" ? .tcp(host: host, port: port) : .rtuOverTCP(host: host, port: port)
         case "rtu":
             for k in Self.tcpOnlyKeys where m.has(k) {
-                // RTU framing over TCP (cheap serial-to-Ethernet adapters) is not something
-                // libmodbus 3.1.6 can speak: say what to configure instead.
+                // RTU framing over TCP (cheap serial-to-Ethernet adapters) has its own kind.
                 throw m.error(k, "applies to tcp buses only (this bus has kind: rtu). For an RS-485-to-Ethernet adapter that "
-                    + "forwards raw RTU frames over TCP, either switch the adapter to Modbus TCP mode (then kind: tcp), or run "
-                    + "`socat pty,link=/dev/ttyV0,raw,echo=0 tcp:HOST:PORT` and use kind: rtu with device: /dev/ttyV0")
+                    + "forwards raw RTU frames over TCP use kind: rtu-over-tcp with host and port; for one in Modbus TCP "
+                    + "mode, kind: tcp")
             }
             guard let device = try absolutePath(&m, "device") else { throw m.missing("device") }
             let baud = try m.int("baud") ?? 9600
@@ -213,12 +213,12 @@ private struct ConfigDecoder {
                 rtsDelayUs = d
             }
         default:
-            throw m.error("kind", "must be one of rtu, tcp, got '\(kindName)'")
+            throw m.error("kind", "must be one of rtu, tcp, rtu-over-tcp, got '\(kindName)'")
         }
         var bus = BusConfig(name: name, kind: kind, rs485Mode: rs485Mode, rtsDelayUs: rtsDelayUs)
         if let t = try m.durationMs("timeout", min: 10, max: 10_000) { bus.timeoutMs = t }
         if let r = try m.int("retries", in: 0...10) { bus.retries = r }
-        if case .rtu = kind { bus.gapMs = 20 }
+        if case .tcp = kind {} else { bus.gapMs = 20 }
         if let g = try m.durationMs("gap", min: 0, max: 1000) { bus.gapMs = g }
         try m.finish()
         return bus

@@ -7,12 +7,15 @@ import Glibc
 public enum ModbusTransport: Sendable, Equatable {
     case tcp(host: String, port: Int)
     case rtu(device: String, baud: Int, parity: Parity, dataBits: Int, stopBits: Int, rs485: Bool)
+    /// RTU frames over a raw TCP connection (see `RTUOverTCPBridge`).
+    case rtuOverTCP(host: String, port: Int)
 
     public init(_ kind: BusConfig.Kind) {
         switch kind {
         case let .tcp(host, port): self = .tcp(host: host, port: port)
         case let .rtu(device, baud, parity, dataBits, stopBits, rs485):
             self = .rtu(device: device, baud: baud, parity: parity, dataBits: dataBits, stopBits: stopBits, rs485: rs485)
+        case let .rtuOverTCP(host, port): self = .rtuOverTCP(host: host, port: port)
         }
     }
 
@@ -24,6 +27,7 @@ public enum ModbusTransport: Sendable, Equatable {
         case let .tcp(host, port): return "tcp://\(host):\(port)"
         case let .rtu(device, baud, parity, dataBits, stopBits, rs485):
             return "\(device) \(baud) \(dataBits)\(parity.rawValue)\(stopBits)\(rs485 ? " rs485" : "")"
+        case let .rtuOverTCP(host, port): return "rtu-over-tcp://\(host):\(port)"
         }
     }
 }
@@ -55,6 +59,8 @@ public final class ModbusConnection {
     private var appliedTimeoutMs = 0
     private var ctx: OpaquePointer?
     private var connected = false
+    /// RTU over TCP: the pty bridge to the adapter (lives as long as the connection object).
+    private var bridge: RTUOverTCPBridge?
     private var lastTransactionEndMs: Int64 = 0
 
     public init(busName: String, transport: ModbusTransport, timeoutMs: Int = 500, retries: Int = 2, gapMs: Int = 0,
@@ -68,7 +74,10 @@ public final class ModbusConnection {
         self.rtsDelayUs = rtsDelayUs
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        bridge?.stop()
+    }
 
     public var isConnected: Bool { connected }
 
@@ -91,6 +100,16 @@ public final class ModbusConnection {
                 case .odd: CChar(UInt8(ascii: "O"))
                 }
                 ctx = modbus_new_rtu(device, Int32(baud), p, Int32(dataBits), Int32(stopBits))
+            case let .rtuOverTCP(host, port):
+                if bridge == nil {
+                    guard let b = RTUOverTCPBridge(host: host, port: port) else {
+                        throw error(code: gridlet_errno(), device: device, unit: unit, function: function, address: address, count: count)
+                    }
+                    b.start()
+                    bridge = b
+                }
+                // The baud rate only sets libmodbus's RTS timing, unused on a pty.
+                ctx = modbus_new_rtu(bridge!.devicePath, 115_200, CChar(UInt8(ascii: "N")), 8, 1)
             }
             guard ctx != nil else {
                 throw error(code: gridlet_errno(), device: device, unit: unit, function: function, address: address, count: count)
@@ -234,6 +253,12 @@ public final class ModbusConnection {
                 continue
             }
             guard let ctx else { continue }
+            if let bridge, let code = bridge.waitConnected(timeoutMs: Int64(effectiveTimeoutMs)) {
+                var e = error(code: code, device: device, unit: unit, function: function, address: address, count: count)
+                e.message = "RTU-over-TCP adapter \(bridge.host):\(bridge.port): " + e.message
+                lastError = e
+                continue
+            }
             if appliedTimeoutMs != effectiveTimeoutMs {
                 appliedTimeoutMs = effectiveTimeoutMs
                 let to = UInt32(appliedTimeoutMs)

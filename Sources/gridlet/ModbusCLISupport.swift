@@ -23,7 +23,7 @@ enum ModbusCLI {
     static func hostPort(_ s: String) throws -> (String, Int) {
         guard let colon = s.lastIndex(of: ":") else { return (s, 502) }
         guard let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else {
-            throw Failure("--tcp: expected HOST:PORT, got '\(s)'", code: 2)
+            throw Failure("expected HOST:PORT, got '\(s)'", code: 2)
         }
         return (String(s[..<colon]), port)
     }

@@ -11,6 +11,8 @@ import GridletYAML
 struct BusTarget: ParsableArguments {
     @Option(name: .long, help: "Modbus TCP endpoint HOST:PORT.") var tcp: String?
     @Option(name: .long, help: "Serial device for Modbus RTU (e.g. /dev/ttyUSB0).") var rtu: String?
+    @Option(name: .long, help: "Modbus RTU frames over raw TCP (a serial-to-Ethernet adapter in transparent mode), HOST:PORT.")
+    var rtuOverTcp: String?
     @Option(name: .long, help: "A bus from the configuration.") var bus: String?
     @Option(name: .long, help: "RTU: baud rate.") var baud: Int = 9600
     @Option(name: .long, help: "RTU: parity none|even|odd.") var parity: String = "none"
@@ -51,12 +53,17 @@ struct BusTarget: ParsableArguments {
         if (rs485Mode != "auto" || rtsDelayUs != nil) && !(rs485 && rtu != nil) {
             throw Failure("--rs485-mode and --rts-delay-us apply with --rtu DEVICE --rs485", code: 2)
         }
-        let given = [tcp != nil, rtu != nil, bus != nil].filter { $0 }.count
-        guard given == 1 else { throw Failure("give exactly one of --tcp HOST:PORT, --rtu DEVICE or --bus NAME", code: 2) }
+        let given = [tcp != nil, rtu != nil, rtuOverTcp != nil, bus != nil].filter { $0 }.count
+        guard given == 1 else {
+            throw Failure("give exactly one of --tcp HOST:PORT, --rtu DEVICE, --rtu-over-tcp HOST:PORT or --bus NAME", code: 2)
+        }
         var transport: ModbusTransport?
         if let tcp {
             let (h, p) = try ModbusCLI.hostPort(tcp)
             transport = .tcp(host: h, port: p)
+        } else if let rtuOverTcp {
+            let (h, p) = try ModbusCLI.hostPort(rtuOverTcp)
+            transport = .rtuOverTCP(host: h, port: p)
         } else if let rtu {
             guard stopBits == 1 || stopBits == 2 else { throw Failure("--stop-bits: expected 1 or 2", code: 2) }
             transport = .rtu(device: rtu, baud: baud, parity: try ModbusCLI.parity(parity), dataBits: 8, stopBits: stopBits, rs485: rs485)
@@ -83,8 +90,8 @@ struct BusTarget: ParsableArguments {
             return .direct(name: busConfig.name, transport: ModbusTransport(busConfig.kind), timeoutMs: timeoutMs,
                            gapMs: Int(busConfig.gapMs), rs485Mode: busConfig.rs485Mode, rtsDelayUs: busConfig.rtsDelayUs)
         }
-        let name = tcp ?? rtu ?? "modbus"
-        let gap = rtu != nil ? 20 : 0
+        let name = tcp ?? rtu ?? rtuOverTcp ?? "modbus"
+        let gap = tcp == nil ? 20 : 0
         return .direct(name: name, transport: transport!, timeoutMs: timeoutMs, gapMs: gap, rs485Mode: mode, rtsDelayUs: rtsDelayUs)
     }
 
@@ -104,6 +111,7 @@ extension ModbusTransport {
         switch (self, other) {
         case let (.tcp(h1, p1), .tcp(h2, p2)): return h1 == h2 && p1 == p2
         case let (.rtu(d1, _, _, _, _, _), .rtu(d2, _, _, _, _, _)): return d1 == d2
+        case let (.rtuOverTCP(h1, p1), .rtuOverTCP(h2, p2)): return h1 == h2 && p1 == p2
         default: return false
         }
     }

@@ -183,6 +183,18 @@ mqtt:
     #expect(c.mqtt.port == 8883)
 }
 
+@Test func rtuOverTCPBus() throws {
+    let c = try parseConfig("""
+    site: {id: s1}
+    buses: [{name: gw, kind: rtu-over-tcp, host: 192.168.1.80, port: 8899}, {name: gw2, kind: rtu-over-tcp, host: gw.local}]
+    devices: [{name: m, bus: gw, profile: p1, unit: 7}]
+    mqtt: {host: broker}
+    """)
+    #expect(c.buses[0] == BusConfig(name: "gw", kind: .rtuOverTCP(host: "192.168.1.80", port: 8899), gapMs: 20))
+    #expect(c.buses[1].kind == .rtuOverTCP(host: "gw.local", port: 502))
+    #expect(c.devices[0].unit == 7)
+}
+
 @Test func rs485DirectionKeys() throws {
     func bus(_ extra: String) throws -> BusConfig {
         try parseConfig("""
@@ -491,7 +503,19 @@ let badCases: [BadCase] = [
         device: /dev/ttyUSB0
     devices: [{name: m, bus: b, profile: p1}]
     mqtt: {host: b}
-    """, path: "buses[0].host", line: 5, fragment: "run `socat pty,link=/dev/ttyV0,raw,echo=0 tcp:HOST:PORT` and use kind: rtu with device: /dev/ttyV0"),
+    """, path: "buses[0].host", line: 5, fragment: "forwards raw RTU frames over TCP use kind: rtu-over-tcp with host and port"),
+    BadCase(name: "rtu-over-tcp with baud", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: rtu-over-tcp, host: 10.0.0.7, baud: 9600}]
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    """, path: "buses[0].baud", line: 2, fragment: "applies to rtu buses only (this bus has kind: rtu-over-tcp); the serial settings are made in the adapter"),
+    BadCase(name: "rtu-over-tcp unit 0", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: rtu-over-tcp, host: 10.0.0.7}]
+    devices: [{name: m, bus: b, profile: p1, unit: 0}]
+    mqtt: {host: b}
+    """, path: "devices[0].unit", line: 3, fragment: "must be between 1 and 247"),
     BadCase(name: "unknown rs485_mode", yaml: """
     site: {id: s1}
     buses: [{name: b, kind: rtu, device: /dev/ttyUSB0, rs485: true, rs485_mode: rts}]
@@ -533,7 +557,7 @@ let badCases: [BadCase] = [
     buses: [{name: b, kind: serial}]
     devices: [{name: m, bus: b, profile: p1}]
     mqtt: {host: b}
-    """, path: "buses[0].kind", line: 2, fragment: "must be one of rtu, tcp, got 'serial'"),
+    """, path: "buses[0].kind", line: 2, fragment: "must be one of rtu, tcp, rtu-over-tcp, got 'serial'"),
     BadCase(name: "cert without key", yaml: """
     site: {id: s1}
     buses: [{name: lan, kind: tcp, host: 10.0.0.2}]

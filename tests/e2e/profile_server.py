@@ -1,6 +1,7 @@
 """An independent Modbus server (pymodbus) serving given registers over TCP or RTU (serial).
 
 usage: python3 profile_server.py tcp PORT UNIT MAP_JSON
+       python3 profile_server.py rtu-over-tcp PORT UNIT MAP_JSON   (RTU frames over raw TCP)
        python3 profile_server.py rtu DEVICE UNIT MAP_JSON [PARITY]
 MAP_JSON: {"input": {"ADDRESS": [REG, ...]}, "holding": {...}} with 0-based PDU addresses.
 """
@@ -25,6 +26,8 @@ def main():
     context = ModbusServerContext(devices={unit: device}, single=False)
     if mode == "tcp":
         StartTcpServer(context=context, address=("127.0.0.1", int(where)))
+    elif mode == "rtu-over-tcp":
+        StartTcpServer(context=context, address=("127.0.0.1", int(where)), framer=FramerType.RTU)
     else:
         parity = sys.argv[5] if len(sys.argv) > 5 else "N"
         StartSerialServer(context=context, framer=FramerType.RTU, port=where, baudrate=9600, bytesize=8,

@@ -341,3 +341,56 @@ def test_rs485_on_a_port_without_direction_control_says_what_to_do(workdir, ptys
         assert st["buses"]["field"] == {"endpoint": f"{b} 9600 8N1 rs485", "rs485_direction": None}
     finally:
         agent.stop()
+
+
+def test_rtu_over_tcp_reads_a_pymodbus_adapter_and_survives_its_restart(workdir, procs):
+    """RTU frames over raw TCP (a serial-to-Ethernet adapter in transparent mode), which
+    libmodbus cannot speak itself: pymodbus's TCP server with the RTU framer plays the adapter."""
+    port = free_port()
+    server = [sys.executable, os.path.join(HERE, "profile_server.py"), "rtu-over-tcp", str(port), "4", json.dumps(sdm630_map())]
+    adapter = Proc(server, lambda: port_open(port))
+    procs.append(adapter)
+    cfg = meter_config(workdir, f"    kind: rtu-over-tcp\n    host: 127.0.0.1\n    port: {port}\n    timeout: 300ms\n    retries: 0", unit=4)
+    check_sdm630_read(gridlet("read", "meter", "--config", cfg, "--json"))
+    r = gridlet("modbus", "read", "--rtu-over-tcp", f"127.0.0.1:{port}", "--unit", "4", "--function", "4", "--address", "0x34",
+                "--type", "float32", "--json", "--config", "/nonexistent")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["values"] == [pytest.approx(-3112.25)]
+    # pymodbus answers a unit it does not serve with an exception, which comes through by name.
+    r = gridlet("modbus", "read", "--rtu-over-tcp", f"127.0.0.1:{port}", "--unit", "9", "--function", "4", "--address", "0",
+                "--timeout", "200ms", "--config", "/nonexistent")
+    assert r.returncode == 1 and "exception 4: slave device failure" in r.stderr, r.stderr
+
+    # The agent keeps the connection; the adapter restarts; the agent reads again.
+    agent = Agent(workdir, open(cfg).read())
+    agent.start()
+    try:
+        wait_until(lambda: agent.status()["state"]["devices"]["meter"]["ok"], 15, what="the meter read over RTU-over-TCP")
+        assert agent.status()["buses"]["field"]["endpoint"] == f"rtu-over-tcp://127.0.0.1:{port}"
+        adapter.stop()
+        wait_until(lambda: not agent.status()["state"]["devices"]["meter"]["ok"], 15, what="the meter marked not ok")
+        err = agent.status()["devices"]["meter"]["error"]
+        assert f"RTU-over-TCP adapter 127.0.0.1:{port}: connection refused" in err, err
+        procs.append(Proc(server, lambda: port_open(port)))
+        wait_until(lambda: agent.status()["state"]["devices"]["meter"]["ok"], 40, what="the meter read again")
+    finally:
+        agent.stop()
+
+
+def test_rtu_over_tcp_scan_through_a_socat_adapter(workdir, procs):
+    """gridlet's own RTU simulator behind `socat pty tcp-listen` (what a transparent adapter
+    does): scan finds exactly its unit; a refused connection is said as such."""
+    port = free_port()
+    tty = os.path.join(workdir, "ttyAdapter")
+    procs.append(Proc(["socat", f"pty,raw,echo=0,link={tty}", f"tcp-listen:{port},reuseaddr,bind=127.0.0.1"],
+                      lambda: os.path.exists(tty)))
+    procs.append(Proc([GRIDLET, "simulate", "eastron-sdm120", "--rtu", tty, "--unit", "5", "--frozen"], lambda: True))
+    time.sleep(0.3)
+    r = gridlet("scan", "--rtu-over-tcp", f"127.0.0.1:{port}", "--from", "1", "--to", "8", "--timeout", "100ms", "--json",
+                "--config", "/nonexistent")
+    assert r.returncode == 0, r.stderr
+    assert [f["unit"] for f in json.loads(r.stdout)["found"]] == [5]
+    assert "unit 5: answers" in r.stderr and "8/8 scanned" in r.stderr
+    r = gridlet("modbus", "read", "--rtu-over-tcp", f"127.0.0.1:{free_port()}", "--function", "4", "--address", "0",
+                "--config", "/nonexistent")
+    assert r.returncode == 1 and "RTU-over-TCP adapter" in r.stderr and "connection refused" in r.stderr, r.stderr

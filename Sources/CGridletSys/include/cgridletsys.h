@@ -27,3 +27,12 @@ int gridlet_rts_probe(int fd);
    gridlet_rts_trace_read copies up to max recorded transitions, clears them, returns the count. */
 void gridlet_rts_test_mode(int enable);
 int gridlet_rts_trace_read(long long *ns, int *on, int max);
+
+/* A TCP connection to host:port (name or address, IPv4/IPv6) within timeout_ms, with
+   TCP_NODELAY; blocking afterwards. Returns the socket, or -1 with errno set
+   (ETIMEDOUT, ECONNREFUSED, ...; EHOSTUNREACH when the name does not resolve). */
+int gridlet_tcp_connect(const char *host, int port, int timeout_ms);
+
+/* A new pseudo-terminal: returns the master fd (O_RDWR, O_NOCTTY, O_CLOEXEC) and writes the
+   slave's path into path; -1 with errno set on failure. */
+int gridlet_open_pty(char *path, unsigned long path_len);

@@ -1,0 +1,154 @@
+import CGridletSys
+import Glibc
+import Synchronization
+
+/// Modbus RTU frames over a raw TCP connection (serial-to-Ethernet adapters in "transparent"
+/// mode), which libmodbus 3.1.6 cannot speak: the bridge owns a pseudo-terminal pair and a
+/// thread that copies bytes between its master side and the TCP connection, and libmodbus
+/// talks RTU on the slave side as on any serial port. So RTU framing, CRC, timeouts and
+/// exception handling are libmodbus's own.
+///
+/// The thread connects (and reconnects with backoff up to 5 s) by itself; while there is no
+/// connection, bytes libmodbus sends are discarded and `waitConnected` tells the caller why.
+/// The bridge keeps its own descriptor on the slave open (raw, no echo) so the pty survives
+/// libmodbus closing and reopening it.
+final class RTUOverTCPBridge: Sendable {
+    let host: String
+    let port: Int
+    /// The pty slave libmodbus opens (e.g. /dev/pts/7).
+    let devicePath: String
+
+    private struct State: Sendable {
+        var connected = false
+        var lastErrno: Int32 = 0
+        var attempts = 0
+    }
+    private let state = LockedCondition(State())
+    private let master: Int32
+    private let heldSlave: Int32
+    private let stopping = Atomic<Bool>(false)
+    private let thread = Mutex<pthread_t?>(nil)
+
+    /// Creates the pty pair; the thread starts with `start()`. Returns nil with errno set when
+    /// no pty can be allocated.
+    init?(host: String, port: Int) {
+        self.host = host
+        self.port = port
+        var name = [CChar](repeating: 0, count: 128)
+        let m = gridlet_open_pty(&name, UInt(name.count))
+        guard m >= 0 else { return nil }
+        let path = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard s >= 0 else {
+            let e = errno
+            close(m)
+            errno = e
+            return nil
+        }
+        var tio = termios()
+        tcgetattr(s, &tio)
+        cfmakeraw(&tio)
+        tcsetattr(s, TCSANOW, &tio)
+        master = m
+        heldSlave = s
+        devicePath = path
+    }
+
+    deinit {
+        stop()
+        close(master)
+        close(heldSlave)
+    }
+
+    func start() {
+        thread.withLock { t in
+            guard t == nil else { return }
+            let box = Unmanaged.passRetained(self)
+            t = PosixThread.start {
+                let bridge = box.takeRetainedValue()
+                bridge.run()
+            }
+            if t == nil { box.release() }
+        }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        if let t = thread.withLock({ t -> pthread_t? in defer { t = nil }; return t }) {
+            PosixThread.joinOrDetach(t)
+        }
+    }
+
+    /// Waits up to `timeoutMs` for the TCP connection (at least one attempt); nil when
+    /// connected, else the errno of the last failed attempt.
+    func waitConnected(timeoutMs: Int64) -> Int32? {
+        let start = state.withLock { $0.attempts }
+        let ok = state.wait(timeoutMs: timeoutMs) { s -> Bool? in
+            if s.connected { return true }
+            return s.attempts > start && s.lastErrno != 0 ? false : nil
+        }
+        if ok == true { return nil }
+        return state.withLock { $0.connected ? nil : ($0.lastErrno != 0 ? $0.lastErrno : ETIMEDOUT) }
+    }
+
+    private func run() {
+        gridlet_set_thread_name("gridlet-rtutcp")
+        var sock: Int32 = -1
+        var backoffMs: Int64 = 100
+        var nextAttemptMs: Int64 = 0
+        var buf = [UInt8](repeating: 0, count: 4096)
+        func disconnect(_ code: Int32) {
+            if sock >= 0 { close(sock) }
+            sock = -1
+            nextAttemptMs = Clock.monotonicMs() + backoffMs
+            backoffMs = min(backoffMs * 2, 5000)
+            state.withLock { $0.connected = false; $0.lastErrno = code }
+        }
+        while !stopping.load(ordering: .relaxed) {
+            if sock < 0 && Clock.monotonicMs() >= nextAttemptMs {
+                let fd = gridlet_tcp_connect(host, Int32(port), 2000)
+                if fd >= 0 {
+                    sock = fd
+                    backoffMs = 100
+                    // Whatever libmodbus sent while there was no connection is void.
+                    tcflush(master, TCIOFLUSH)
+                    state.withLock { $0.connected = true; $0.lastErrno = 0; $0.attempts += 1 }
+                } else {
+                    let e = errno
+                    state.withLock { $0.attempts += 1 }
+                    disconnect(e)
+                }
+            }
+            var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: sock, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&fds, sock >= 0 ? 2 : 1, 100)
+            if n <= 0 { continue }
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                let got = read(master, &buf, buf.count)
+                if got > 0, sock >= 0 {
+                    var off = 0
+                    while off < got {
+                        let w = buf.withUnsafeBytes { send(sock, $0.baseAddress! + off, got - off, Int32(MSG_NOSIGNAL)) }
+                        if w <= 0 { disconnect(errno); break }
+                        off += w
+                    }
+                }
+            }
+            if sock >= 0, fds[1].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                let got = recv(sock, &buf, buf.count, 0)
+                if got > 0 {
+                    var off = 0
+                    while off < got {
+                        let w = buf.withUnsafeBytes { write(master, $0.baseAddress! + off, got - off) }
+                        if w <= 0 { break }
+                        off += w
+                    }
+                } else {
+                    disconnect(got == 0 ? ECONNRESET : errno)
+                }
+            }
+        }
+        if sock >= 0 { close(sock) }
+        state.withLock { $0.connected = false }
+    }
+}
