@@ -255,7 +255,8 @@ public final class ModbusConnection {
             guard let ctx else { continue }
             if let bridge, let code = bridge.waitConnected(timeoutMs: Int64(effectiveTimeoutMs)) {
                 var e = error(code: code, device: device, unit: unit, function: function, address: address, count: count)
-                e.message = "RTU-over-TCP adapter \(bridge.host):\(bridge.port): " + e.message
+                let why = code == ETIMEDOUT ? "no TCP connection within \(effectiveTimeoutMs) ms" : e.message
+                e.message = "RTU-over-TCP adapter \(bridge.host):\(bridge.port): " + why
                 lastError = e
                 continue
             }
