@@ -188,7 +188,13 @@ public final class DiskQueue {
         var head = 0
         var tail = 0
         var used = 0
+        /// Bytes from the head of the last *synced* checkpoint to the tail: the tail must not
+        /// overwrite them before a sync (see the crash-order note).
         var durableSpan = 0
+        /// Bytes from the head of the last *written* checkpoint to the tail: what `durableSpan`
+        /// becomes at the next sync. (The in-memory head may already be further on: a drop
+        /// moves it before its checkpoint is written.)
+        var checkpointSpan = 0
         var unacked = 0
 
         init(base: Int, size: Int) {
@@ -260,6 +266,7 @@ public final class DiskQueue {
                 used = rec.used
             }
             durableSpan = used
+            checkpointSpan = used
         }
     }
 
@@ -836,6 +843,9 @@ public final class DiskQueue {
         let intoFree = rings[x].spaceNeeded([Self.recordSize(json.count)]) <= preFree
         if !intoFree { try writeCheckpoint() }
         try writeRecord(ring: x, seq: nil, kind: .gap, payload: json, timestampMs: timestampMs)
+        // A power cut keeps unsynced writes in any order: the gap record must be on stable
+        // storage before a checkpoint that moves the head past what it reports can be.
+        if syncMode != .none && intoFree { try syncData() }
         try writeCheckpoint()
     }
 
@@ -904,6 +914,7 @@ public final class DiskQueue {
         rings[x].tail = tail
         rings[x].used += waste + size
         rings[x].durableSpan += waste + size
+        rings[x].checkpointSpan += waste + size
         if !dirty || dirtySinceMs == nil { dirtySinceMs = timestampMs }
         dirty = true
         return seq
@@ -918,6 +929,7 @@ public final class DiskQueue {
                                    Head(offset: UInt64(t.head), seq: t.headSeq(next: nextSeq))],
                            highWater: highWater, acked: Array(ackedBeyond.prefix(Self.maxAckedRanges)))
         try fh.pwriteFully(Self.encodeCheckpoint(c), offset: Self.slotOffsets[Int(generation % 2)])
+        for i in rings.indices { rings[i].checkpointSpan = rings[i].used }
         dirty = true
     }
 
@@ -930,7 +942,7 @@ public final class DiskQueue {
         }
         dirty = false
         dirtySinceMs = nil
-        for i in rings.indices { rings[i].durableSpan = rings[i].used }
+        for i in rings.indices { rings[i].durableSpan = rings[i].checkpointSpan }
     }
 
     func syncAfterWrite(nowMs: Int64) throws(QueueError) {
