@@ -123,7 +123,9 @@ class CrashLoop:
             self.max_blocks = max(self.max_blocks, st.st_blocks * 512)
 
     def covered(self, seq, cls):
-        return any(c == cls and a <= seq <= b for c, a, b in self.gaps)
+        # Newest first: the gap that covers a record just dropped is almost always recent, and
+        # the list grows with every overflow (a long run would otherwise slow down quadratically).
+        return any(c == cls and a <= seq <= b for c, a, b in reversed(self.gaps))
 
     def note_gap(self, payload_hex):
         g = json.loads(bytes.fromhex(payload_hex))
