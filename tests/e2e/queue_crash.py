@@ -103,7 +103,8 @@ class CrashLoop:
         self.durable = {}  # seq -> (id, kind letter)
         self.acked = set()
         self.written = set()
-        self.gaps = []  # (class, from, to)
+        self.gaps = []  # (class, from, to), each once, in the order first seen
+        self.gap_seen = set()
         self.verified = 0
         self.durable_checked = 0
         self.lost_by_gap = 0
@@ -131,7 +132,10 @@ class CrashLoop:
         g = json.loads(bytes.fromhex(payload_hex))
         assert g["reason"] == "queue_full" and g["from_seq"] <= g["to_seq"] and g["count"] >= 1, g
         assert g["class"] in ("telemetry", "priority"), g
-        self.gaps.append((g["class"], g["from_seq"], g["to_seq"]))
+        t = (g["class"], g["from_seq"], g["to_seq"])
+        if t not in self.gap_seen:  # every dump lists the gap records still queued again
+            self.gap_seen.add(t)
+            self.gaps.append(t)
 
     def verify_dump(self, dump, it):
         present = {}
