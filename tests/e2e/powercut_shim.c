@@ -9,7 +9,7 @@
    So the journal is one total order of file writes, syncs and reports: the harness can cut
    the power at any point of it, undo every write after that point and a random subset of the
    unsynced ones before it, and check the reopened queue against the reports made before it.
-   Build: cc -shared -fPIC -O2 -o powercut_shim.so powercut_shim.c -ldl */
+   Build: cc -shared -fPIC -O2 -o powercut_shim.so powercut_shim.c */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>

@@ -49,7 +49,7 @@ def build_shim(workdir):
     import shutil
     cc = os.environ.get("CC") or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), "cc")
     subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", so, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                    "powercut_shim.c"), "-ldl"], check=True)
+                    "powercut_shim.c")], check=True)  # dlsym is in libc since glibc 2.34
     return so
 
 
