@@ -334,7 +334,7 @@ def main():
         dt = time.monotonic() - t0
         if a.power_cut:
             print(f"power cuts: {loop.power_cuts}, {loop.pending_writes_undone} unsynced sector writes undone")
-        print(f"ok: {done} kill -9 iterations in {dt:.0f} s; {loop.verified} reopen dumps verified, "
+        print(f"ok: {done} {'power-cut' if a.power_cut else 'kill -9'} iterations in {dt:.0f} s; {loop.verified} reopen dumps verified, "
               f"{loop.durable_checked} durable-record checks, {loop.records_seen} records seen, "
               f"{loop.lost_by_gap} durable records dropped by a full ring and covered by a gap, "
               f"{loop.killed_before_open} kills during open, {loop.torn_tails} torn tails, max disk use {loop.max_blocks} B "
