@@ -706,8 +706,10 @@ public final class DiskQueue {
                     rings[r].first += 1
                 }
                 rings[r].updateHead()
+                if !ackedBeyond.isEmpty { pruneAcked() }   // the head passed it: no range needed
+            } else {
+                noteAcked(seq)
             }
-            noteAcked(seq)
             try writeCheckpoint()
             return
         }
@@ -738,7 +740,8 @@ public final class DiskQueue {
 
     /// Drops the ranges below every ring's head: those records have left the queue.
     func pruneAcked() {
-        let floor = rings.map { $0.headSeq(next: nextSeq) }.min() ?? nextSeq
+        var floor = nextSeq
+        for r in rings { floor = min(floor, r.headSeq(next: nextSeq)) }
         var n = 0
         while n < ackedBeyond.count && ackedBeyond[n].upperBound < floor { n += 1 }
         if n > 0 { ackedBeyond.removeFirst(n) }
