@@ -49,6 +49,9 @@ final class RTUOverTCPBridge: Sendable {
         tcgetattr(s, &tio)
         cfmakeraw(&tio)
         tcsetattr(s, TCSANOW, &tio)
+        // Non-blocking: bytes from the adapter that nobody reads (it talks while libmodbus does
+        // not listen) must not stall the thread once the pty buffer is full; they are dropped.
+        _ = fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK)
         master = m
         heldSlave = s
         devicePath = path
@@ -140,7 +143,7 @@ final class RTUOverTCPBridge: Sendable {
                     var off = 0
                     while off < got {
                         let w = buf.withUnsafeBytes { write(master, $0.baseAddress! + off, got - off) }
-                        if w <= 0 { break }
+                        if w <= 0 { break }   // EAGAIN: nobody reads the pty; drop the rest
                         off += w
                     }
                 } else {
