@@ -160,3 +160,27 @@ int gridlet_open_pty(char *path, unsigned long path_len) {
     }
     return m;
 }
+
+int gridlet_tcp_listen(const char *host, int port) {
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) { errno = EADDRNOTAVAIL; return -1; }
+    int last = EADDRNOTAVAIL;
+    for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) { last = errno; continue; }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 4) == 0) { freeaddrinfo(res); return fd; }
+        last = errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    errno = last;
+    return -1;
+}

@@ -15,6 +15,9 @@ import Synchronization
 final class RTUOverTCPBridge: Sendable {
     let host: String
     let port: Int
+    /// Server side (for `gridlet simulate --rtu-over-tcp`): accept one client at a time on
+    /// host:port instead of connecting to it.
+    let listening: Int32?
     /// The pty slave libmodbus opens (e.g. /dev/pts/7).
     let devicePath: String
 
@@ -31,17 +34,28 @@ final class RTUOverTCPBridge: Sendable {
 
     /// Creates the pty pair; the thread starts with `start()`. Returns nil with errno set when
     /// no pty can be allocated.
-    init?(host: String, port: Int) {
+    init?(host: String, port: Int, listen: Bool = false) {
         self.host = host
         self.port = port
+        if listen {
+            let l = gridlet_tcp_listen(host, Int32(port))
+            guard l >= 0 else { return nil }
+            listening = l
+        } else {
+            listening = nil
+        }
         var name = [CChar](repeating: 0, count: 128)
         let m = gridlet_open_pty(&name, UInt(name.count))
-        guard m >= 0 else { return nil }
+        guard m >= 0 else {
+            if let listening { let e = errno; close(listening); errno = e }
+            return nil
+        }
         let path = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard s >= 0 else {
             let e = errno
             close(m)
+            if let listening { close(listening) }
             errno = e
             return nil
         }
@@ -61,6 +75,7 @@ final class RTUOverTCPBridge: Sendable {
         stop()
         close(master)
         close(heldSlave)
+        if let listening { close(listening) }
     }
 
     func start() {
@@ -108,6 +123,21 @@ final class RTUOverTCPBridge: Sendable {
             state.withLock { $0.connected = false; $0.lastErrno = code }
         }
         while !stopping.load(ordering: .relaxed) {
+            if sock < 0, let listening {
+                var lp = [pollfd(fd: listening, events: Int16(POLLIN), revents: 0),
+                          pollfd(fd: master, events: Int16(POLLIN), revents: 0)]
+                guard poll(&lp, 2, 100) > 0 else { continue }
+                if lp[1].revents & Int16(POLLIN) != 0 { _ = read(master, &buf, buf.count) }   // nobody to send it to
+                if lp[0].revents & Int16(POLLIN) != 0 {
+                    let c = accept(listening, nil, nil)
+                    if c >= 0 {
+                        sock = c
+                        tcflush(master, TCIOFLUSH)
+                        state.withLock { $0.connected = true; $0.lastErrno = 0; $0.attempts += 1 }
+                    }
+                }
+                continue
+            }
             if sock < 0 && Clock.monotonicMs() >= nextAttemptMs {
                 let fd = gridlet_tcp_connect(host, Int32(port), 2000)
                 if fd >= 0 {
@@ -154,4 +184,22 @@ final class RTUOverTCPBridge: Sendable {
         if sock >= 0 { close(sock) }
         state.withLock { $0.connected = false }
     }
+}
+
+/// The server side of RTU over TCP, for `gridlet simulate --rtu-over-tcp`: accepts one TCP
+/// client at a time on host:port and carries its bytes to and from a pseudo-terminal on which
+/// an RTU server (the simulator) listens — what a transparent serial-to-Ethernet adapter does.
+public final class RTUOverTCPListener: Sendable {
+    private let bridge: RTUOverTCPBridge
+    /// The pty the RTU server opens.
+    public var devicePath: String { bridge.devicePath }
+
+    /// nil with errno set when host:port cannot be bound or no pty can be allocated.
+    public init?(host: String, port: Int) {
+        guard let b = RTUOverTCPBridge(host: host, port: port, listen: true) else { return nil }
+        bridge = b
+    }
+
+    public func start() { bridge.start() }
+    public func stop() { bridge.stop() }
 }

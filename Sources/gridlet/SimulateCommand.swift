@@ -16,6 +16,8 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "TCP port.") var port: Int = 1502
     @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
     @Option(name: .long, help: "Serve Modbus RTU on this serial device (e.g. a socat pty) instead of TCP.") var rtu: String?
+    @Flag(name: .long, help: "Serve RTU frames over raw TCP on --host/--port (a transparent serial-to-Ethernet adapter).")
+    var rtuOverTcp = false
     @Option(name: .long, help: "RTU: baud rate.") var baud: Int = 9600
     @Option(name: .long, help: "RTU: parity none|even|odd.") var parity: String = "none"
     @Option(name: .long, help: "RTU: stop bits 1|2.") var stopBits: Int = 1
@@ -38,7 +40,19 @@ struct Simulate: ParsableCommand {
             throw Failure("--sunspec-model: expected 201-204 or 211-214, got \(sunspecModel)", code: 2)
         }
         let transport: SimulatorTransport
-        if let rtu {
+        var listener: RTUOverTCPListener?
+        defer { listener?.stop() }
+        if rtuOverTcp {
+            guard rtu == nil else { throw Failure("give --rtu DEVICE or --rtu-over-tcp, not both", code: 2) }
+            let u = unit ?? p.defaultUnit
+            guard (1...247).contains(u) else { throw Failure("--unit: RTU unit ids are 1...247 (the profile says \(p.defaultUnit); pass --unit)", code: 2) }
+            guard let l = RTUOverTCPListener(host: host, port: port) else {
+                throw Failure("cannot listen on \(host):\(port): \(String(cString: strerror(errno)))")
+            }
+            l.start()
+            listener = l
+            transport = .rtu(device: l.devicePath, baud: 115_200, parity: .none, dataBits: 8, stopBits: 1, unit: u)
+        } else if let rtu {
             let par = try ModbusCLI.parity(parity)
             guard stopBits == 1 || stopBits == 2 else { throw Failure("--stop-bits: expected 1 or 2", code: 2) }
             let u = unit ?? p.defaultUnit
@@ -51,7 +65,8 @@ struct Simulate: ParsableCommand {
                                   sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: Set(unimplemented),
                                   fault: f, faultUnit: faultUnit, faultFile: faultFile)
         installSimulatorSignals()
-        let place = rtu.map { "RTU \($0) unit \(unit ?? p.defaultUnit) \(baud) \(parity) \(stopBits) stop" } ?? "\(host):\(port)"
+        let place = rtuOverTcp ? "RTU over TCP \(host):\(port) unit \(unit ?? p.defaultUnit)"
+            : rtu.map { "RTU \($0) unit \(unit ?? p.defaultUnit) \(baud) \(parity) \(stopBits) stop" } ?? "\(host):\(port)"
         printError("<5>gridlet simulate: \(p.name) on \(place)\(frozen ? " (frozen)" : "")\(f == .none ? "" : " fault \(f)")")
         do { try sim.runForever(until: { simulatorStop() }) } catch { throw Failure("\(error)") }
     }

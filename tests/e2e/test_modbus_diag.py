@@ -394,3 +394,28 @@ def test_rtu_over_tcp_scan_through_a_socat_adapter(workdir, procs):
     r = gridlet("modbus", "read", "--rtu-over-tcp", f"127.0.0.1:{free_port()}", "--function", "4", "--address", "0",
                 "--config", "/nonexistent")
     assert r.returncode == 1 and "RTU-over-TCP adapter" in r.stderr and "connection refused" in r.stderr, r.stderr
+
+
+def test_pymodbus_reads_gridlet_simulate_over_rtu_over_tcp(workdir, procs):
+    """`gridlet simulate --rtu-over-tcp` plays a transparent adapter: pymodbus's TCP client with
+    the RTU framer (an independent implementation) reads exactly what gridlet's client reads."""
+    from pymodbus import FramerType
+    from pymodbus.client import ModbusTcpClient
+    port = free_port()
+    procs.append(Proc([GRIDLET, "simulate", "eastron-sdm630", "--rtu-over-tcp", "--port", str(port), "--unit", "2", "--frozen"],
+                      lambda: port_open(port)))
+    ours = gridlet("modbus", "read", "--rtu-over-tcp", f"127.0.0.1:{port}", "--unit", "2", "--function", "4", "--address", "0",
+                   "--count", "8", "--json", "--config", "/nonexistent")
+    assert ours.returncode == 0, ours.stderr
+    client = ModbusTcpClient("127.0.0.1", port=port, framer=FramerType.RTU, timeout=1, retries=0)
+    assert client.connect()
+    try:
+        theirs = client.read_input_registers(0, count=8, device_id=2)
+        assert not theirs.isError(), theirs
+        assert theirs.registers == json.loads(ours.stdout)["registers"]
+        # A unit the simulator does not answer stays silent over TCP, as on a serial bus.
+        from pymodbus.exceptions import ModbusIOException
+        with pytest.raises(ModbusIOException):
+            client.read_input_registers(0, count=1, device_id=3)
+    finally:
+        client.close()

@@ -36,3 +36,6 @@ int gridlet_tcp_connect(const char *host, int port, int timeout_ms);
 /* A new pseudo-terminal: returns the master fd (O_RDWR, O_NOCTTY, O_CLOEXEC) and writes the
    slave's path into path; -1 with errno set on failure. */
 int gridlet_open_pty(char *path, unsigned long path_len);
+
+/* A TCP listening socket on host:port (SO_REUSEADDR, backlog 4, close-on-exec); -1 with errno. */
+int gridlet_tcp_listen(const char *host, int port);
