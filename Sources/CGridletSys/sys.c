@@ -109,14 +109,22 @@ int gridlet_rts_trace_read(long long *ns, int *on, int max) {
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-int gridlet_tcp_connect(const char *host, int port, int timeout_ms) {
+/* getaddrinfo for a TCP host:port (passive: for bind); NULL with errno = fail_errno. */
+static struct addrinfo *tcp_addresses(const char *host, int port, int passive, int fail_errno) {
     char service[16];
     snprintf(service, sizeof service, "%d", port);
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) { errno = EHOSTUNREACH; return -1; }
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) { errno = fail_errno; return NULL; }
+    return res;
+}
+
+int gridlet_tcp_connect(const char *host, int port, int timeout_ms) {
+    struct addrinfo *res = tcp_addresses(host, port, 0, EHOSTUNREACH);
+    if (res == NULL) return -1;
     int last = ECONNREFUSED;
     for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
@@ -162,14 +170,8 @@ int gridlet_open_pty(char *path, unsigned long path_len) {
 }
 
 int gridlet_tcp_listen(const char *host, int port) {
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) { errno = EADDRNOTAVAIL; return -1; }
+    struct addrinfo *res = tcp_addresses(host, port, 1, EADDRNOTAVAIL);
+    if (res == NULL) return -1;
     int last = EADDRNOTAVAIL;
     for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);

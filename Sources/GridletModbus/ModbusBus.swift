@@ -128,6 +128,7 @@ public final class ModbusBus: Sendable {
 
     private static func serve(queue: LockedCondition<QueueState>, connection: ModbusConnection,
                               direction: LockedCondition<String?>) {
+        var published: String?
         while true {
             let next: Job? = queue.wait { state -> Job?? in
                 if state.head < state.jobs.count {
@@ -147,8 +148,11 @@ public final class ModbusBus: Sendable {
             let result = execute(job.request, on: connection)
             connection.overrideTimeoutMs = nil
             connection.overrideRetries = nil
-            let now = connection.direction
-            direction.withLock { if $0 != now { $0 = now } }
+            // Published only when it changes: no lock per transaction on the poll path.
+            if connection.direction != published {
+                published = connection.direction
+                direction.withLock { $0 = published }
+            }
             job.completion(result)
         }
         connection.close()
