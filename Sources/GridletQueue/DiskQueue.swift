@@ -127,7 +127,6 @@ public final class DiskQueue {
     static let wrapMagic: UInt32 = 0x5752_4447  // "GDRW"
     static let checkpointMagic: UInt32 = 0x5043_5147  // "GQCP"
     static let checkpointVersion: UInt32 = 2
-    static let checkpointSize = 76
     static let slotOffsets = [0, 2048]
     static let seqReserveBlock: UInt64 = 1000
     static let gapReserve = 32 + 128
@@ -582,7 +581,12 @@ public final class DiskQueue {
     }
 
     static func encodeCheckpoint(_ c: Checkpoint) -> [UInt8] {
-        var b = [UInt8](repeating: 0, count: checkpointSize)
+        // Extension at 80: magic "GQAK", u32 count, u64 generation (binds it to this
+        // checkpoint), count x (u64 first, u64 last), u32 crc32c over the extension.
+        // One buffer: this runs on every ack.
+        let n = min(c.acked.count, maxAckedRanges)
+        let x = 80
+        var b = [UInt8](repeating: 0, count: x + 16 + 16 * n + 4)
         putU32(&b, 0, checkpointMagic)
         putU32(&b, 4, checkpointVersion)
         putU64(&b, 8, c.generation)
@@ -594,19 +598,15 @@ public final class DiskQueue {
         putU64(&b, 56, c.heads[1].seq)
         putU64(&b, 64, c.highWater)
         putU32(&b, 72, CRC32C.checksum(b, range: 0..<72))
-        // Extension at 80: magic "GQAK", u32 count, u64 generation (binds it to this
-        // checkpoint), count x (u64 first, u64 last), u32 crc32c over the extension.
-        let n = min(c.acked.count, maxAckedRanges)
-        var e = [UInt8](repeating: 0, count: 16 + 16 * n + 4)
-        putU32(&e, 0, ackedMagic)
-        putU32(&e, 4, UInt32(n))
-        putU64(&e, 8, c.generation)
+        putU32(&b, x, ackedMagic)
+        putU32(&b, x + 4, UInt32(n))
+        putU64(&b, x + 8, c.generation)
         for (k, r) in c.acked.prefix(n).enumerated() {
-            putU64(&e, 16 + 16 * k, r.lowerBound)
-            putU64(&e, 24 + 16 * k, r.upperBound)
+            putU64(&b, x + 16 + 16 * k, r.lowerBound)
+            putU64(&b, x + 24 + 16 * k, r.upperBound)
         }
-        putU32(&e, 16 + 16 * n, CRC32C.checksum(e, range: 0..<(16 + 16 * n)))
-        return b + [0, 0, 0, 0] + e
+        putU32(&b, x + 16 + 16 * n, CRC32C.checksum(b, range: x..<(x + 16 + 16 * n)))
+        return b
     }
 
     /// The acked-beyond-head ranges stored after a version-2 slot at `o`; empty when absent,
