@@ -34,7 +34,9 @@ let package = Package(
         .testTarget(name: "GridletModbusTests", dependencies: ["GridletModbus", "GridletYAML", "GridletCore"]),
         .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue", "GridletCore"]),
         .testTarget(name: "GridletMQTTTests", dependencies: ["GridletMQTT", "GridletCore"]),
-        .testTarget(name: "GridletAgentTests", dependencies: ["GridletAgent", "GridletCore"]),
+        .testTarget(name: "GridletAgentTests", dependencies: [
+            "GridletAgent", "GridletCore", "GridletModbus", "GridletMQTT", "GridletQueue", "GridletYAML",
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

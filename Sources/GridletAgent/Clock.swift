@@ -3,7 +3,7 @@ import GridletCore
 import CGridletSys
 
 /// The real clocks. The core never reads them: the agent passes times in.
-public enum Clock {
+public enum SystemClock {
     /// Wall clock, Unix milliseconds.
     public static func wallMs() -> Int64 {
         var ts = timespec()
@@ -38,4 +38,12 @@ public enum Clock {
         var rem = timespec()
         while nanosleep(&ts, &rem) != 0 && errno == EINTR { ts = rem }
     }
+}
+
+/// The agent's time source in the daemon: the system clocks.
+struct SystemTime: TimeSource {
+    func wallMs() -> Int64 { SystemClock.wallMs() }
+    func monoMs() -> Int64 { SystemClock.monoMs() }
+    func monoUs() -> Int64 { SystemClock.monoUs() }
+    func isSynchronised() -> Bool { SystemClock.isSynchronised() }
 }

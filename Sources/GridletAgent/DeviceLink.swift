@@ -33,33 +33,3 @@ final class DeviceLink: Sendable {
                    completion: completion)
     }
 }
-
-/// The control loop's view of a device's health and latest reading.
-struct DeviceHealth {
-    var values: [String: Double?] = [:]
-    var lastOKWallMs: Int64?
-    var lastOKMonoMs: Int64?
-    var lastError: String?
-    var ok = false
-
-    func value(_ name: String) -> Double? { values[name] ?? nil }
-
-    func phases(_ prefix: String, _ suffix: String) -> [Double?] {
-        (1...3).map { value("\(prefix)_l\($0)_\(suffix)") }
-    }
-}
-
-/// Per-charger control state.
-struct ChargerState {
-    var desired: ChargerSetpoint?
-    var written: ChargerSetpoint?
-    var lastWriteMonoMs: Int64 = Int64.min / 2
-    var lastAliveMonoMs: Int64 = Int64.min / 2
-    var writeInFlight = false
-    var failsafeProgrammedFor: Double?     // fallback amps programmed into the charger
-    var failsafeInFlight = false
-    var failsafeRetryMonoMs: Int64 = 0
-    var lastWriteError: String?
-    var writeFailures = 0
-    var writeRetryMonoMs: Int64 = 0
-}

@@ -35,7 +35,7 @@ public struct Logger: Sendable {
     public func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
         guard level >= minimum else { return }
         var line = "<\(level.rawValue)>"
-        if Logger.withTime { line += Clock.rfc3339Now() + " " }
+        if Logger.withTime { line += SystemClock.rfc3339Now() + " " }
         line += "\(label): \(message())\n"
         Logger.lock.withLock { _ in
             var bytes = Array(line.utf8)[...]

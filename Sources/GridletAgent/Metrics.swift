@@ -169,20 +169,21 @@ extension Agent {
     func writeMetricsIfDue(nowMono: Int64, nowWall: Int64) {
         metricsFile.writeIfDue(nowMono: nowMono, path: config.site.stateDir + "/metrics.prom", log: log) {
             let st = queue.stats
-            let devices = links.enumerated().map { i, l in
+            let devices = self.devices.enumerated().map { i, l in
                 let us = l.counters.lastDurationUs.load(ordering: .relaxed)
-                return MetricsSnapshot.Device(name: l.config.name, up: health[i].ok,
+                return MetricsSnapshot.Device(name: l.config.name, up: readings.health[i].ok,
                                               pollsOK: l.counters.ok.load(ordering: .relaxed),
                                               pollErrors: l.counters.errors.load(ordering: .relaxed),
                                               lastPollSeconds: us < 0 ? nil : Double(us) / 1_000_000)
             }
             return MetricsSnapshot(
                 version: gridletVersion, startTimeSeconds: Double(startedWallMs) / 1000, devices: devices,
-                mqttConnected: connected, published: published, acked: published - inflight.count, inFlight: inflight.count,
+                mqttConnected: pipeline.connected, published: pipeline.published, acked: pipeline.published - pipeline.inFlight,
+                inFlight: pipeline.inFlight,
                 queueRecords: st.records, queueBytes: st.bytes, queueDropped: st.droppedRecords,
                 queueOldestAgeSeconds: st.oldestTimestampMs.map { Double(max(0, nowWall - $0)) / 1000 },
                 limitW: requestedW, appliedA: appliedA, source: decision?.source ?? "default",
-                commOK: decision?.commOK ?? false, clockSynced: Clock.isSynchronised())
+                commOK: decision?.commOK ?? false, clockSynced: clockSynced)
         }
     }
 }
@@ -195,6 +196,6 @@ enum TestHooks {
     static func hangIfAsked(sinceStartMs: Int64, log: Logger) {
         guard let after = hangAfterMs, sinceStartMs >= after else { return }
         log.warning("GRIDLET_TEST_HANG_AFTER_MS: the control loop now blocks (test hook)")
-        while !stopRequested.load(ordering: .relaxed) { Clock.sleepMs(20) }
+        while !stopRequested.load(ordering: .relaxed) { SystemClock.sleepMs(20) }
     }
 }

@@ -34,8 +34,11 @@ public enum QueueInspect {
     }
 
     public static func peekJSON(_ q: DiskQueue, count: Int, nowWallMs: Int64) -> JSONValue {
-        let recs = q.records(after: 0, limit: max(0, min(count, 1000)))
-        return .object([
+        peekJSON(q.records(after: 0, limit: max(0, min(count, 1000))), nowWallMs: nowWallMs)
+    }
+
+    static func peekJSON(_ recs: [QueuedRecord], nowWallMs: Int64) -> JSONValue {
+        .object([
             ("ok", .bool(true)),
             ("records", .array(recs.map { r in
                 let body: JSONValue = (try? JSONValue.parse(r.payload)) ?? .string(String(decoding: r.payload, as: UTF8.self))
@@ -78,7 +81,7 @@ extension Agent {
         guard let status else { return }
         status.update(queueStats: QueueInspect.statsJSON(queue.stats, nowWallMs: nowWall).serialized)
         if let n = status.takePeekRequest() {
-            status.answerPeek(QueueInspect.peekJSON(queue, count: n, nowWallMs: nowWall).serialized)
+            status.answerPeek(QueueInspect.peekJSON(queue.records(after: 0, limit: max(0, min(n, 1000))), nowWallMs: nowWall).serialized)
         }
     }
 }

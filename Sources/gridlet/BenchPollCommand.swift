@@ -28,14 +28,14 @@ struct BenchPoll: ParsableCommand {
             print(reader.blocks.map { "\($0.table.readFunction):\($0.address):\($0.count)" }.joined(separator: " "))
             return
         }
-        let start = Clock.monoMs()
+        let start = SystemClock.monoMs()
         let end = start + Int64(seconds * 1000)
         var polls = 0
-        while Clock.monoMs() < end {
+        while SystemClock.monoMs() < end {
             _ = try reader.read(on: bus).get()
             polls += 1
         }
-        let elapsed = Double(Clock.monoMs() - start) / 1000
+        let elapsed = Double(SystemClock.monoMs() - start) / 1000
         let tx = polls * reader.blocks.count
         print("gridlet profile=\(p.name) blocks=\(reader.blocks.count) polls=\(polls) transactions=\(tx) seconds=\(JSONValue.format(elapsed)) tps=\(JSONValue.format((Double(tx) / elapsed).rounded()))")
     }

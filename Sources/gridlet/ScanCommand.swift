@@ -36,7 +36,7 @@ struct Scan: ParsableCommand {
         let total = to - from + 1
         printError("scanning units \(from)...\(to) on \(busName)\(daemon != nil ? " through the daemon" : ""), "
             + "up to \(JSONValue.format(Double(total * timeoutMs) / 1000)) s")
-        let start = Clock.monoMs()
+        let start = SystemClock.monoMs()
         var results: [(unit: Int, probe: ModbusDiagnostics.Probe)] = []
         for unit in from...to {
             var probe: ModbusDiagnostics.Probe?
@@ -64,7 +64,7 @@ struct Scan: ParsableCommand {
             case .none: if done % 10 == 0 || done == total { printError("\(done)/\(total) scanned") }
             }
         }
-        let answer = DiagnosticsRequests.scanJSON(bus: busName, results: results, elapsedMs: Clock.monoMs() - start, via: via)
+        let answer = DiagnosticsRequests.scanJSON(bus: busName, results: results, elapsedMs: SystemClock.monoMs() - start, via: via)
         guard let v = try? JSONValue.parse(answer) else { throw Failure("unreadable answer") }
         if json { print(answer); return }
         let found = v["found"]?.arrayValue ?? []

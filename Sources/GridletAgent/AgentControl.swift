@@ -1,0 +1,120 @@
+import GridletCore
+
+/// From readings to register writes: the engine decides the limit, each charger's driver decides
+/// its writes, the agent performs them on the device's bus.
+extension Agent {
+    func control(nowWall: Int64, nowMono: Int64) {
+        guard readings.settle(nowMono: nowMono) else { return }
+        let advanced = engine.advance(nowMs: nowWall)
+        if advanced.changed { persist() }
+        for r in advanced.responses {
+            log.info("event \(r.event): \(r.status.name)")
+            enqueue(.response, Records.response(r), wallMs: nowWall)
+        }
+        applyLimits(nowWall: nowWall, nowMono: nowMono)
+    }
+
+    /// Decides the effective limit and drives the chargers. Called every turn, and right after
+    /// a command changed the engine, before its state is persisted.
+    func applyLimits(nowWall: Int64, nowMono: Int64) {
+        guard readings.settled else { return }
+        let chargers = readings.chargerIndices
+        var hardwareMaxW = 0.0
+        var chargerPowerW = 0.0
+        for i in chargers {
+            let d = devices[i].config
+            hardwareMaxW += d.maxCurrent * Double(d.phases) * readings.voltage(charger: i)
+            chargerPowerW += readings.health[i].value("power_w") ?? 0
+        }
+        let faulty = drivers.keys.sorted().first { drivers[$0]?.fault(deviceAnswering: readings.health[$0].ok) != nil }
+        if clockCheckCadence.due(nowMs: nowMono) { clockSynced = time.isSynchronised() }
+        let previous = decision
+        let d = engine.decide(nowMs: nowWall, inputs: ControlInputs(
+            hardwareMaxW: hardwareMaxW, hasSiteMeter: readings.siteMeterIndex != nil,
+            siteMeterPowerW: readings.siteMeterPowerW(nowMono: nowMono), chargerPowerW: chargerPowerW,
+            faultyDevice: faulty.map { devices[$0].config.name }, clockSynced: clockSynced))
+        decision = d
+        if d.restoring != lastRestoring { lastRestoring = d.restoring; persist() }
+        feedLedger(nowWall: nowWall, nowMono: nowMono, source: d.targetSource)
+        if previous?.source != d.source || previous?.commOK != d.commOK {
+            log.notice("control: \(d.source), limit \(JSONValue.format(d.limitW)) W, comm \(d.commOK ? "ok" : "lost")")
+        }
+        requestedW = d.limitW
+
+        // The limit and the fallback are split evenly over the chargers.
+        let share = chargers.isEmpty ? 0 : d.limitW / Double(chargers.count)
+        let fallbackShare = chargers.isEmpty ? 0 : config.control.fallbackLimitW / Double(chargers.count)
+        for i in drivers.keys.sorted() {
+            guard var driver = drivers[i], let control = devices[i].profile.control else { continue }
+            let v = readings.voltage(charger: i)
+            let before = driver.written
+            let actions = driver.drive(limitW: share, voltage: v, fallbackW: fallbackShare, nowMs: nowMono)
+            drivers[i] = driver
+            for case let .write(register, value) in actions {
+                if register == .setpoint, let sp = driver.written, sp != before {
+                    log.info("charger \(devices[i].config.name): \(sp.paused ? "pause (0 A)" : "\(JSONValue.format(sp.amps)) A") for \(JSONValue.format(share)) W (\(d.source), \(JSONValue.format(v)) V)")
+                }
+                let target: ProfileRegister?
+                switch register {
+                case .setpoint: target = control.chargingCurrent
+                case .alive: target = control.alive
+                case .failsafeCurrent: target = control.failsafeCurrent
+                case .failsafeTimeout: target = control.failsafeTimeout
+                }
+                guard let target else { continue }
+                let box = mailbox
+                devices[i].write(target, value: value) { r in
+                    box.post(.wrote(device: i, register: register, value: value, result: r))
+                }
+            }
+        }
+    }
+
+    // MARK: energy ledger
+
+    func feedLedger(nowWall: Int64, nowMono: Int64, source: String) {
+        let sample = readings.takeLedgerSample()
+        let records = ledger.feed(nowMs: nowWall, sample: sample, source: source)
+        for r in records {
+            enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall)
+        }
+        // Saved whenever records were emitted (after the queue holds them durably, so a crash can
+        // neither lose nor repeat energy), and every minute so the outage after a crash is short.
+        let minute = sample != nil && ledgerSaveCadence.waitMs(nowMs: nowMono) == 0
+        if !records.isEmpty || minute {
+            saveLedger(syncQueue: !records.isEmpty)
+            _ = ledgerSaveCadence.due(nowMs: nowMono)
+        }
+    }
+
+    /// Restores the ledger saved by the previous run: its open segment is closed with its own
+    /// source, and the time until now goes to `derate:agent_offline` (see EnergyLedger).
+    func resumeLedger() {
+        guard let bytes = StateFile.read(ledgerPath) else { return }
+        guard let state = try? JSONValue.parse(bytes), let closed = ledger.restore(state) else {
+            log.warning("ignoring unreadable \(ledgerPath); the ledger starts at the first reading")
+            return
+        }
+        let nowWall = time.wallMs()
+        for r in closed { enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall) }
+        if let t = state["t"]?.doubleValue {
+            log.info("ledger resumed from the reading at \(Timestamp.format(ms: Int64(t)))")
+        }
+        saveLedger(syncQueue: !closed.isEmpty)
+    }
+
+    func saveLedger(syncQueue: Bool) {
+        guard let state = ledger.persistentState else { return }
+        if syncQueue {
+            do { try queue.sync() } catch {
+                log.error("queue sync before saving the ledger failed (ledger not saved): \(error)")
+                return
+            }
+        }
+        do throws(StateFile.IOError) {
+            try StateFile.write(Array(state.serialized.utf8), to: ledgerPath)
+        } catch {
+            log.error("cannot save the ledger: \(error)")
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import GridletCore
+import GridletMQTT
+import GridletQueue
+
+/// Outbound: records into the queue, the queue to the broker through the `PublishPipeline`, the
+/// retained state, the local status snapshot.
+extension Agent {
+    var appliedA: Double { drivers.values.compactMap { $0.written?.amps }.reduce(0, +) }
+
+    var paused: Bool { !drivers.isEmpty && drivers.values.allSatisfy { $0.written?.paused ?? true } }
+
+    func produceTelemetry(nowWall: Int64) {
+        var readingsJSON: [(String, JSONValue)] = []
+        for (i, d) in devices.enumerated() { readingsJSON.append((d.config.name, Records.reading(readings.health[i]))) }
+        let body = JSONValue.object([("ts", .string(Timestamp.format(ms: nowWall))), ("devices", .object(readingsJSON)),
+                                     ("control", Reports.control(limitW: requestedW, appliedA: appliedA,
+                                                                 source: decision?.source ?? "default"))])
+        enqueue(.telemetry, Array(body.serialized.utf8), wallMs: nowWall)
+    }
+
+    func enqueue(_ kind: RecordKind, _ body: [UInt8], wallMs: Int64) {
+        do {
+            let seq = try queue.append(kind: kind, payload: body, timestampMs: wallMs)
+            pipeline.appended(seq: seq)
+        } catch {
+            log.error("queue append failed, record lost: \(error)")
+        }
+    }
+
+    var telemetryExpiryS: UInt32? { config.mqtt.messageExpiryMs > 0 ? UInt32(config.mqtt.messageExpiryMs / 1000) : nil }
+
+    /// Hands what the pipeline picks to libmosquitto.
+    func pump() {
+        guard let m = mqtt else { return }
+        let root = self.root
+        let expiry = telemetryExpiryS
+        let log = self.log
+        pipeline.pump(from: queue, nowUs: time.monoUs()) { r, historical in
+            let payload = Outbound.frame(kind: r.kind, seq: r.seq, historical: historical, body: r.payload)
+            do throws(MQTTError) {
+                return try m.publish(topic: Outbound.topic(r.kind, root: root), payload: payload, qos: 1, retain: false,
+                                     responseCorrelation: nil, messageExpiryS: r.kind == .telemetry ? expiry : nil)
+            } catch {
+                log.warning("publish seq \(r.seq): \(error)")
+                return nil
+            }
+        }
+    }
+
+    func stateJSON(nowWall: Int64) -> JSONValue {
+        Reports.state(decision: decision, limitW: requestedW, appliedA: appliedA, paused: paused,
+                      startedWallMs: startedWallMs, clockSynced: clockSynced, schedules: activeScheduleIDs,
+                      devices: devices.indices.map { (devices[$0].config.name, readings.health[$0]) })
+    }
+
+    /// Publishes the retained state when something other than last_seen changed, and at least
+    /// once per telemetry interval.
+    func publishState(nowWall: Int64, nowMono: Int64) {
+        guard pipeline.connected, let m = mqtt else { return }
+        let s = stateJSON(nowWall: nowWall)
+        let key = Reports.stateChangeKey(s, health: readings.health, limitW: requestedW)
+        guard key != lastStateKey || nowMono - lastStatePublishMonoMs >= config.telemetry.intervalMs else { return }
+        lastStateKey = key
+        lastStatePublishMonoMs = nowMono
+        _ = try? m.publish(topic: "\(root)/state", payload: Array(s.serialized.utf8), qos: 1, retain: true,
+                           responseCorrelation: nil, messageExpiryS: nil)
+    }
+
+    func statusJSON(nowWall: Int64) -> String {
+        var readingsJSON: [(String, JSONValue)] = []
+        for (i, d) in devices.enumerated() { readingsJSON.append((d.config.name, Records.reading(readings.health[i]))) }
+        let st = queue.stats
+        let oldest: JSONValue = st.oldestTimestampMs.map { .number(Double(max(0, nowWall - $0)) / 1000) } ?? .null
+        return JSONValue.object([
+            ("state", stateJSON(nowWall: nowWall)),
+            ("devices", .object(readingsJSON)),
+            ("queue", .object([("records", .number(Double(st.records))), ("bytes", .number(Double(st.bytes))),
+                               ("oldest_age_s", oldest), ("dropped", .number(Double(st.droppedRecords))),
+                               ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery)))])),
+            ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
+                              ("in_flight", .number(Double(pipeline.inFlight))), ("published", .number(Double(pipeline.published))),
+                              ("acked", .number(Double(pipeline.acked))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),
+            ("buses", .object(buses.map { b in
+                (b.name, JSONValue.object([("endpoint", .string(b.endpointDescription)),
+                                           ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))
+            })),
+            ("stored_events", .array(engine.events.map { .string($0.id) })),
+        ]).serialized
+    }
+}

@@ -1,0 +1,84 @@
+import GridletCore
+import GridletModbus
+import GridletMQTT
+import GridletQueue
+
+/// The seams between the agent's wiring and the outside world. The daemon plugs in libmodbus,
+/// libmosquitto, the disk queue and the system clocks (`AgentPorts.live`); agent-level tests plug
+/// in fakes and a manual clock, and run the real state machines in milliseconds.
+
+/// The clocks the agent reads (it passes times into the core, which never reads a clock).
+protocol TimeSource: Sendable {
+    /// Wall clock, Unix milliseconds.
+    func wallMs() -> Int64
+    /// Monotonic milliseconds, for intervals and timeouts.
+    func monoMs() -> Int64
+    /// Monotonic microseconds, for pacing.
+    func monoUs() -> Int64
+    /// Whether the system clock is synchronised (NTP).
+    func isSynchronised() -> Bool
+}
+
+/// One configured device on its bus: polls and register writes, answered by completion.
+protocol DevicePort: AnyObject, Sendable {
+    var config: DeviceConfig { get }
+    var profile: DeviceProfile { get }
+    var counters: PollCounters { get }
+    func poll(completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void)
+    func write(_ register: ProfileRegister, value: Double,
+               completion: @escaping @Sendable (Result<[UInt16], ModbusError>) -> Void)
+}
+
+/// A bus as the status snapshot shows it, and stopped at shutdown.
+protocol BusPort: AnyObject, Sendable {
+    var name: String { get }
+    var endpointDescription: String { get }
+    var direction: String? { get }
+    func stop()
+}
+
+/// The MQTT client: a session with the broker, publishes answered by `.published` events.
+protocol MQTTPort: AnyObject {
+    func start() throws(MQTTError)
+    func stop()
+    func subscribe(_ pattern: String, qos: Int32) throws(MQTTError)
+    @discardableResult
+    func publish(topic: String, payload: [UInt8], qos: Int32, retain: Bool,
+                 responseCorrelation: [UInt8]?, messageExpiryS: UInt32?) throws(MQTTError) -> Int32
+}
+
+/// The on-disk queue of outbound records (SPEC §4).
+protocol RecordQueue: AnyObject, OutboundRecordSource where Record == QueuedRecord {
+    func append(kind: RecordKind, payload: [UInt8], timestampMs: Int64) throws(QueueError) -> UInt64
+    func ack(seq: UInt64) throws(QueueError)
+    func flushIfDue(nowMs: Int64) throws(QueueError)
+    func sync() throws(QueueError)
+    var stats: QueueStats { get }
+    func close()
+}
+
+extension QueuedRecord: SequencedRecord {}
+extension DiskQueue: RecordQueue {}
+extension DeviceLink: DevicePort {}
+extension MQTTClient: MQTTPort {}
+
+extension ModbusBus: BusPort {
+    var endpointDescription: String { transport.endpointDescription }
+}
+
+/// Everything the agent talks to.
+struct AgentPorts {
+    var time: any TimeSource
+    var queue: any RecordQueue
+    var devices: [any DevicePort]
+    var buses: [any BusPort]
+    /// Makes the MQTT client; its events go to the handler (from the client's thread).
+    var makeMQTT: (MQTTClientOptions, @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) -> any MQTTPort
+    /// The local CLI socket, nil when unavailable (or in tests).
+    var status: StatusServer?
+
+    init(time: any TimeSource, queue: any RecordQueue, devices: [any DevicePort], buses: [any BusPort],
+                makeMQTT: @escaping (MQTTClientOptions, @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) -> any MQTTPort) {
+        self.time = time; self.queue = queue; self.devices = devices; self.buses = buses; self.makeMQTT = makeMQTT
+    }
+}

@@ -1,0 +1,106 @@
+@testable import GridletAgent
+import GridletCore
+import GridletYAML
+import Testing
+
+/// The agent's wiring with the real state machines, over fakes and a manual clock.
+@Suite(.serialized) struct AgentWiringTests {
+    typealias H = AgentHarness
+
+    @Test func dispatchIsWrittenWithinOneLoopTurn() throws {
+        let h = try AgentHarness()
+        h.connect()
+        h.run(for: 500)
+        #expect(h.charger.writes(to: H.setpoint).last == 16)     // default: the hardware max
+        h.charger.clearWrites()
+        h.command("event", #"{"id":"evt-1","duration_s":600,"limit_w":4140}"#)
+        h.step()
+        #expect(h.charger.writes(to: H.setpoint) == [6])
+        let reply = try #require(h.mqtt.on("/reply").last)
+        #expect(reply.payload.contains(#""ok":true"#))
+        #expect(reply.payload.contains(#""id":"evt-1""#))
+    }
+
+    @Test func failedFailsafeCurrentIsRetriedWhileTheTimeoutWriteSucceeded() throws {
+        let h = try AgentHarness(control: "  fallback_limit_w: 4140")
+        h.charger.state.withLock { $0.failing = [H.failsafeCurrent] }
+        h.run(for: 300)
+        #expect(h.charger.writes(to: H.failsafeCurrent) == [6])
+        #expect(h.charger.writes(to: H.failsafeTimeout) == [60])   // device_failsafe_timeout default 60 s
+        h.run(for: 3000)
+        let failedAttempts = h.charger.writes(to: H.failsafeCurrent).count
+        #expect(failedAttempts >= 2 && failedAttempts <= 3, "backoff 1 s, 2 s: \(failedAttempts)")
+        h.charger.state.withLock { $0.failing = [] }
+        h.run(for: 5000)
+        let written = h.charger.writes(to: H.failsafeCurrent).count
+        #expect(written == failedAttempts + 1)
+        #expect(h.charger.writes(to: H.failsafeTimeout).count == 1)   // its success stood on its own
+        h.run(for: 20_000)
+        #expect(h.charger.writes(to: H.failsafeCurrent).count == written)   // programmed: not again
+    }
+
+    @Test func aliveRefreshFollowsRefreshFraction() throws {
+        let profile = try ProfileLibrary.parse("""
+            name: vestel-fast
+            kind: charger
+            vendor: Test
+            model: refresh 0.1
+            unit: 255
+            transport: tcp
+            defaults: { table: input, type: uint16, word_order: hi_first, verified: false }
+            points:
+              voltage_l1_v: { address: 1016 }
+            control:
+              charging_current: { address: 5004 }
+              failsafe_current: { address: 2000 }
+              failsafe_timeout: { address: 2002 }
+              alive: { address: 6000, value: 1 }
+              refresh_fraction: 0.1
+            """)
+        let h = try AgentHarness(control: "  device_failsafe_timeout: 60s", chargerProfile: profile)
+        h.run(for: 100)
+        h.charger.clearWrites()
+        h.run(for: 30_000)
+        // 60 s x 0.1 = every 6 s: 5 refreshes in 30 s (Vestel's default, a quarter, would be 2).
+        #expect(h.charger.writes(to: H.alive).count == 5)
+    }
+
+    @Test func brokerLossFallsBackAfterCommLossTimeout() throws {
+        let h = try AgentHarness(control: "  comm_loss_timeout: 30s\n  fallback_limit_w: 4140")
+        h.connect()
+        h.run(for: 1000)
+        #expect(h.charger.writes(to: H.setpoint).last == 16)
+        h.charger.clearWrites()
+        h.disconnect()
+        h.run(for: 29_000)
+        #expect(!h.charger.writes(to: H.setpoint).contains(6))
+        h.run(for: 1500)
+        #expect(h.charger.writes(to: H.setpoint).last == 6)
+        #expect(h.agent.decision?.source == "fallback")
+        #expect(h.agent.decision?.commOK == false)
+    }
+
+    @Test func aChargerRefusingConnectionsIsNotBusyLooped() throws {
+        let h = try AgentHarness()
+        h.charger.state.withLock { $0.failing = [H.setpoint, H.alive, H.failsafeCurrent, H.failsafeTimeout] }
+        h.run(for: 30_000, everyMs: 10)   // 3,000 turns
+        for a in [H.setpoint, H.failsafeCurrent, H.failsafeTimeout, H.alive] {
+            #expect(h.charger.writes(to: a).count <= 7, "register \(a): \(h.charger.writes(to: a).count) writes in 30 s")
+        }
+        #expect(h.agent.nextWaitMs() > 1)
+    }
+
+    @Test func recordsGoToTheBrokerAndLeaveTheQueueOnPuback() throws {
+        let h = try AgentHarness(control: "")
+        h.connect()
+        h.run(for: 2000)
+        let telemetry = h.mqtt.on("/telemetry")
+        #expect(!telemetry.isEmpty)
+        #expect(telemetry.allSatisfy { $0.payload.contains(#""historical":false"#) })
+        let before = h.queue.stored.count
+        for p in telemetry { h.agent.mailbox.post(.mqtt(.published(mid: p.mid, reasonCode: 0))) }
+        h.step()
+        #expect(h.queue.stored.count < before)
+        #expect(h.agent.pipeline.inFlight == 0 || h.mqtt.on("/telemetry").count > telemetry.count)
+    }
+}
