@@ -106,7 +106,8 @@ public final class Agent {
         for i in readings.chargerIndices {
             guard let control = devices[i].profile.control else { continue }
             drivers[i] = ChargerDriver(settings: ChargerDriverSettings(
-                device: devices[i].config, control: control, failsafeTimeoutMs: c.deviceFailsafeTimeoutMs, minDwellMs: c.minDwellMs))
+                device: devices[i].config, control: control, failsafeTimeoutMs: c.deviceFailsafeTimeoutMs, minDwellMs: c.minDwellMs,
+                resumeHysteresisA: c.resumeHysteresisA))
         }
         pipeline = PublishPipeline(replayRate: config.queue.replayRate)
         ledger = EnergyLedger(intervalMs: config.telemetry.ledgerIntervalMs)

@@ -26,6 +26,7 @@ public struct ChargerDriverSettings: Sendable, Equatable {
     public var refreshFraction: Double?
     public var failsafeTimeoutMs: Int64
     public var minDwellMs: Int64
+    public var resumeHysteresisA: Double = 0
 
     public init(phases: Int, maxCurrent: Double, minCurrent: Double, resolution: Double = 1, hasFailsafe: Bool = false,
                 aliveValue: Double? = nil, setpointValidityS: Double? = nil, refreshFraction: Double? = nil,
@@ -35,13 +36,15 @@ public struct ChargerDriverSettings: Sendable, Equatable {
         self.refreshFraction = refreshFraction; self.failsafeTimeoutMs = failsafeTimeoutMs; self.minDwellMs = minDwellMs
     }
 
-    public init(device: DeviceConfig, control: ChargerControl, failsafeTimeoutMs: Int64, minDwellMs: Int64) {
+    public init(device: DeviceConfig, control: ChargerControl, failsafeTimeoutMs: Int64, minDwellMs: Int64,
+                resumeHysteresisA: Double = 0) {
         self.init(phases: device.phases, maxCurrent: device.maxCurrent, minCurrent: device.minCurrent,
                   resolution: control.currentResolution,
                   hasFailsafe: control.failsafeCurrent != nil && control.failsafeTimeout != nil,
                   aliveValue: control.alive.map { _ in Double(control.aliveValue) },
                   setpointValidityS: control.setpointValidityS, refreshFraction: control.refreshFraction,
                   failsafeTimeoutMs: failsafeTimeoutMs, minDwellMs: minDwellMs)
+        self.resumeHysteresisA = resumeHysteresisA
     }
 
     /// How often the alive register (or, without one, the setpoint) is written again: the
@@ -103,7 +106,7 @@ public struct ChargerDriver: Sendable {
 
     public init(settings: ChargerDriverSettings) {
         self.settings = settings
-        self.governor = ChargerGovernor(minDwellMs: settings.minDwellMs)
+        self.governor = ChargerGovernor(minDwellMs: settings.minDwellMs, hysteresisA: settings.resumeHysteresisA)
     }
 
     /// One control turn: the limit share for this charger (W), the voltage to convert with, the

@@ -5,9 +5,10 @@
 /// clamped to `max_current`) and `min` the charger's `min_current`:
 /// - Running: keeps running at `a` while `a >= min`. When `a < min` it pauses at once: a limit is an
 ///   obligation and is never exceeded, so a pause is never delayed by `min_dwell`.
-/// - Paused: resumes only when `a >= min + hysteresis_a` (1 A by default, capped at `max_current`) and
-///   at least `min_dwell` has passed since it paused. So the charger does not flap when the limit
-///   hovers around 6 A, and run periods start at least `min_dwell` apart.
+/// - Paused: resumes when `a >= min + hysteresis_a` (`control.resume_hysteresis_a`, default 0, capped
+///   at `max_current`) and at least `min_dwell` has passed since it paused. `min_dwell` is what keeps
+///   the charger from flapping; with a hysteresis of 0 a limit of exactly `min_current` (4140 W on
+///   3 x 230 V) resumes a paused charger, as SPEC §2 says.
 /// - The first decision (no history) applies directly.
 /// Use a monotonic clock for `nowMs` (dwell is a duration).
 public struct ChargerGovernor: Sendable, Equatable {
@@ -16,7 +17,7 @@ public struct ChargerGovernor: Sendable, Equatable {
     public private(set) var paused: Bool?
     public private(set) var lastSwitchMs: Int64?
 
-    public init(minDwellMs: Int64, hysteresisA: Double = 1) {
+    public init(minDwellMs: Int64, hysteresisA: Double = 0) {
         self.minDwellMs = minDwellMs; self.hysteresisA = hysteresisA
     }
 

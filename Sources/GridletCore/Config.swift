@@ -159,6 +159,9 @@ public struct ControlConfig: Sendable, Equatable {
     public var rampWPerS: Double            // default 500, > 0
     public var minDwellMs: Int64            // default 60s
     public var meterStaleAfterMs: Int64     // default 10s
+    /// Extra amps above min_current a paused charger needs to resume (default 0: it resumes at
+    /// exactly min_current; min_dwell already keeps it from flapping).
+    public var resumeHysteresisA: Double = 0
     public init(defaultLimitW: Double? = nil, commLossTimeoutMs: Int64 = 120_000, heartbeatRequired: Bool = false,
                 fallbackLimitW: Double = 1400, deviceFailsafeTimeoutMs: Int64 = 60_000, restoreDelayMs: Int64 = 30_000,
                 restoreRandomMs: Int64 = 120_000, rampWPerS: Double = 500, minDwellMs: Int64 = 60_000,

@@ -36,7 +36,7 @@ private struct ConfigDecoder {
     static let queueKeys = ["max_bytes", "sync", "sync_interval", "replay_rate"]
     static let controlKeys = ["default_limit_w", "comm_loss_timeout", "heartbeat_required", "fallback_limit_w",
                               "device_failsafe_timeout", "restore_delay", "restore_random", "ramp_w_per_s",
-                              "min_dwell", "meter_stale_after"]
+                              "min_dwell", "meter_stale_after", "resume_hysteresis_a"]
     static let scheduleKeys = ["id", "limit_w", "days", "from", "to", "season", "except", "opt_out", "primacy"]
     static let seasonKeys = ["from", "to"]
 
@@ -382,6 +382,7 @@ private struct ConfigDecoder {
         if let v = try positive(&m, "ramp_w_per_s") { c.rampWPerS = v }
         if let v = try m.durationMs("min_dwell", min: 0, max: 3_600_000) { c.minDwellMs = v }
         if let v = try m.durationMs("meter_stale_after", min: 1000, max: 3_600_000) { c.meterStaleAfterMs = v }
+        if let v = try m.double("resume_hysteresis_a", in: 0...10) { c.resumeHysteresisA = v }
         try m.finish()
         return c
     }

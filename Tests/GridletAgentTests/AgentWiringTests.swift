@@ -104,3 +104,19 @@ import Testing
         #expect(h.agent.pipeline.inFlight == 0 || h.mqtt.on("/telemetry").count > telemetry.count)
     }
 }
+
+extension AgentWiringTests {
+    /// SPEC §2: below min_current the charger pauses; at exactly min_current (4140 W on 3 x 230 V)
+    /// a paused charger runs again.
+    @Test func pausedChargerResumesAtExactlyMinCurrent() throws {
+        let h = try AgentHarness()
+        h.connect()
+        h.command("event", #"{"id":"zero","duration_s":60,"limit_w":0}"#)
+        h.run(for: 1000)
+        #expect(h.charger.writes(to: H.setpoint).last == 0)
+        h.command("event", #"{"id":"min","duration_s":600,"limit_w":4140,"primacy":0}"#)
+        h.run(for: 1000)
+        #expect(h.charger.writes(to: H.setpoint).last == 6)
+        #expect(h.agent.paused == false)
+    }
+}

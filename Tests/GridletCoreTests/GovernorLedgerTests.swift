@@ -34,7 +34,7 @@ import Testing
     @Test(arguments: [
         Row(name: "first decision applies directly", steps: [(0, 6 * 690, 6)]),
         Row(name: "below the floor pauses at once", steps: [(0, 10 * 690, 10), (1, 5.9 * 690, 0)]),
-        Row(name: "resume needs min + 1 A", steps: [(0, 0, 0), (120, 6 * 690, 0), (121, 6.99 * 690, 0), (122, 7 * 690, 7)]),
+        Row(name: "resume at exactly min_current (SPEC: below min_current pauses)", steps: [(0, 0, 0), (120, 5.99 * 690, 0), (121, 6 * 690, 6)]),
         Row(name: "resume waits for min_dwell", steps: [(0, 8 * 690, 8), (10, 0, 0), (30, 16 * 690, 0), (69, 16 * 690, 0), (70, 16 * 690, 16)]),
         Row(name: "running at the floor keeps running", steps: [(0, 8 * 690, 8), (1, 6 * 690, 6), (2, 6.5 * 690, 6)]),
         Row(name: "amps follow while running, no dwell", steps: [(0, 8 * 690, 8), (1, 20 * 690, 20), (2, 7 * 690, 7), (3, 40 * 690, 32)]),
@@ -48,9 +48,20 @@ import Testing
         }
     }
 
+    /// `control.resume_hysteresis_a: 1`: a paused charger needs min + 1 A to resume.
+    @Test func configuredHysteresisHoldsTheResume() {
+        var g = ChargerGovernor(minDwellMs: 60_000, hysteresisA: 1)
+        let row = Row(name: "resume needs min + 1 A", steps: [(0, 0, 0), (120, 6 * 690, 0), (121, 6.99 * 690, 0), (122, 7 * 690, 7)])
+        for s in row.steps {
+            let sp = amps(&g, s.w, s.atS * 1000)
+            #expect(sp.amps == s.amps, "at \(s.atS) s")
+            #expect(sp.paused == (s.amps == 0), "at \(s.atS) s")
+        }
+    }
+
     @Test func hysteresisCappedAtMaxCurrent() {
         // A 6 A charger can never reach 7 A: it resumes at its maximum instead.
-        var g = ChargerGovernor(minDwellMs: 0)
+        var g = ChargerGovernor(minDwellMs: 0, hysteresisA: 1)
         #expect(g.govern(allowedAmps: 0, maxCurrent: 6, minCurrent: 6, nowMs: 0).paused)
         #expect(g.govern(allowedAmps: 6, maxCurrent: 6, minCurrent: 6, nowMs: 1) == ChargerSetpoint(amps: 6, paused: false))
     }

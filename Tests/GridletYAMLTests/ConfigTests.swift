@@ -690,3 +690,11 @@ func invalidConfigIsRejected(_ c: BadCase) {
     #expect(asked == ["p1"])
     #expect(c.devices.map(\.profile) == ["./acme.yaml", "p1"])
 }
+
+@Test func resumeHysteresisDefaultsToZeroAndIsRangeChecked() throws {
+    let base = fullExample.replacing("  meter_stale_after: 10s\n", with: "  meter_stale_after: 10s\n  resume_hysteresis_a: 1.5\n")
+    #expect(try parseConfig(fullExample).control.resumeHysteresisA == 0)
+    #expect(try parseConfig(base).control.resumeHysteresisA == 1.5)
+    let bad = fullExample.replacing("  meter_stale_after: 10s\n", with: "  meter_stale_after: 10s\n  resume_hysteresis_a: 11\n")
+    #expect(throws: YAMLError.self) { try parseConfig(bad) }
+}
