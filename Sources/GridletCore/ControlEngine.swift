@@ -1,78 +1,3 @@
-/// Settings of the control engine, from `control:` and the site.
-public struct ControlSettings: Sendable, Equatable {
-    public var defaultLimitW: Double?
-    public var fallbackLimitW: Double
-    public var commLossTimeoutMs: Int64
-    public var heartbeatRequired: Bool
-    public var restoreDelayMs: Int64
-    public var restoreRandomMs: Int64
-    public var rampWPerS: Double
-    public var maxImportW: Double?
-    /// The build date (Unix ms): with an unsynchronised clock reading earlier than this, the clock is not
-    /// trusted and restricting schedules are treated as active (SPEC §2).
-    public var buildDateMs: Int64
-
-    public init(defaultLimitW: Double? = nil, fallbackLimitW: Double = 1400, commLossTimeoutMs: Int64 = 120_000,
-                heartbeatRequired: Bool = false, restoreDelayMs: Int64 = 30_000, restoreRandomMs: Int64 = 120_000,
-                rampWPerS: Double = 500, maxImportW: Double? = nil, buildDateMs: Int64 = 0) {
-        self.defaultLimitW = defaultLimitW; self.fallbackLimitW = fallbackLimitW; self.commLossTimeoutMs = commLossTimeoutMs
-        self.heartbeatRequired = heartbeatRequired; self.restoreDelayMs = restoreDelayMs; self.restoreRandomMs = restoreRandomMs
-        self.rampWPerS = rampWPerS; self.maxImportW = maxImportW; self.buildDateMs = buildDateMs
-    }
-
-    public init(_ c: ControlConfig, site: SiteConfig, buildDateMs: Int64 = 0) {
-        self.init(defaultLimitW: c.defaultLimitW, fallbackLimitW: c.fallbackLimitW, commLossTimeoutMs: c.commLossTimeoutMs,
-                  heartbeatRequired: c.heartbeatRequired, restoreDelayMs: c.restoreDelayMs, restoreRandomMs: c.restoreRandomMs,
-                  rampWPerS: c.rampWPerS, maxImportW: site.maxImportW, buildDateMs: buildDateMs)
-    }
-}
-
-/// What the engine needs to know about the site at a decision instant.
-public struct ControlInputs: Sendable, Equatable {
-    /// Sum over chargers of max_current × phases × voltage.
-    public var hardwareMaxW: Double
-    /// True when a site meter is configured.
-    public var hasSiteMeter: Bool
-    /// The site meter's latest power (import +), nil when it has no fresh reading.
-    public var siteMeterPowerW: Double?
-    /// Power the chargers draw now (subtracted from the site power to get the other load).
-    public var chargerPowerW: Double
-    /// Name of a device that reports a fault or does not answer, if any (charger side).
-    public var faultyDevice: String?
-    /// Whether the system clock is synchronised (e.g. `adjtimex` not reporting TIME_ERROR).
-    public var clockSynced: Bool
-
-    public init(hardwareMaxW: Double, hasSiteMeter: Bool = false, siteMeterPowerW: Double? = nil, chargerPowerW: Double = 0,
-                faultyDevice: String? = nil, clockSynced: Bool = true) {
-        self.hardwareMaxW = hardwareMaxW; self.hasSiteMeter = hasSiteMeter; self.siteMeterPowerW = siteMeterPowerW
-        self.chargerPowerW = chargerPowerW; self.faultyDevice = faultyDevice; self.clockSynced = clockSynced
-    }
-}
-
-/// The effective limit at one instant and why.
-public struct ControlDecision: Sendable, Equatable {
-    public var limitW: Double
-    /// `dispatch:<id>`, `fallback`, `default`, `derate:<reason>`, `site_limit`.
-    public var source: String
-    /// Stored events whose window contains now (the winner first).
-    public var activeEvents: [String]
-    public var commOK: Bool
-    public var commSinceMs: Int64
-    public var nextTransitionMs: Int64?
-    /// True while a restore delay or ramp holds the limit below the source's target.
-    public var restoring: Bool
-    /// The Target's source by precedence (`dispatch:<id>`, `schedule:<id>`, `fallback`, `default`), before
-    /// SiteLimit and SafetyDerate. The energy ledger attributes energy to this source.
-    public var targetSource: String
-    /// The Target in W (before restore, hardware, site limit and derate).
-    public var targetW: Double
-    /// Schedule windows active now (the winner first), as `schedule:<id>`; an opted-out occurrence is not listed.
-    public var activeSchedules: [String]
-    public var clockSynced: Bool
-    /// False when the clock is unsynchronised and reads before the build date: restricting schedules are then all active.
-    public var clockTrusted: Bool
-}
-
 /// The control arbiter and event lifecycle (SPEC §2 and §3), as a value driven by the caller's
 /// clock: it takes commands and the time, and returns what to publish. The agent carries
 /// out the result (writes the charger, queues the responses) and persists `persistentState`
@@ -491,41 +416,6 @@ public struct ControlEngine: Sendable {
         return at
     }
 
-    /// A change of the Target (by precedence, ignoring comm loss, restore and the site limit).
-    public struct PlannedTransition: Sendable, Equatable {
-        public var atMs: Int64
-        public var source: String
-        public var limitW: Double
-    }
-
-    /// The next `limit` changes of the Target after `nowMs` from stored events and schedules, for
-    /// `gridlet schedule --next`. `defaultW` is the DefaultControl in W (the hardware max when `default_limit_w` is null).
-    public func plannedTransitions(fromMs nowMs: Int64, limit: Int, defaultW: Double) -> [PlannedTransition] {
-        guard limit > 0 else { return [] }
-        var candidates = Set<Int64>()
-        for e in events where e.isLive {
-            for t in [e.effectiveStartMs, e.effectiveEndMs] where t > nowMs { candidates.insert(t) }
-        }
-        for t in calendar.transitions(fromUTC: nowMs, limit: limit * 2 + 2) { candidates.insert(t.atMs) }
-        func target(at t: Int64) -> (String, Double) {
-            if let e = events.filter({ $0.isLive && t >= $0.effectiveStartMs && t < $0.effectiveEndMs })
-                .min(by: DispatchEvent.precedes) { return ("dispatch:\(e.id)", e.limitW) }
-            if let w = calendar.activeWindows(atUTC: t).first(where: { w in
-                !scheduleOptOuts.contains { $0.scheduleID == w.scheduleID && $0.startMs == w.startMs } }) {
-                return (w.source, w.limitW)
-            }
-            return ("default", defaultW)
-        }
-        var out: [PlannedTransition] = []
-        var current = target(at: nowMs)
-        for t in candidates.sorted() {
-            let n = target(at: t)
-            if n != current { out.append(PlannedTransition(atMs: t, source: n.0, limitW: n.1)); current = n }
-            if out.count >= limit { break }
-        }
-        return out
-    }
-
     // MARK: persistence
 
     /// Everything received that must survive a restart, as JSON.
@@ -614,19 +504,5 @@ public struct ControlEngine: Sendable {
         if let r = json["restore"], let f = r["from_w"]?.doubleValue, let t = r["ramp_start_ms"]?.doubleValue {
             restore = (f, Int64(t))
         }
-    }
-}
-
-/// A small deterministic PRNG (SplitMix64), so random delays are reproducible in tests.
-public struct SplitMix64: Sendable, RandomNumberGenerator {
-    /// The generator's position (persisted so draws continue across restarts).
-    public private(set) var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -28,6 +28,20 @@
 extension DeviceProfile {
     public static func decode(_ node: YAMLNode, file: String?) throws(YAMLError) -> DeviceProfile {
         var m = try YAMLMap(node, path: "", file: file)
+        // Sections in document order: an error names the first bad key as before.
+        let identity = try decodeIdentity(&m, file: file)
+        let sunspec = try decodeSunSpec(&m, file: file)
+        let defaults = try decodePointDefaults(&m)
+        let points = try decodePoints(&m, defaults: defaults, sunspec: sunspec != nil)
+        let control = try decodeControl(&m, kind: identity.kind)
+        try m.finish()
+        return DeviceProfile(name: identity.name, kind: identity.kind, vendor: identity.vendor, model: identity.model,
+                             defaultUnit: identity.unit, transport: identity.transport, notes: identity.notes,
+                             sources: identity.sources, points: points, control: control, sunspec: sunspec)
+    }
+
+    /// name, kind, vendor, model, unit, transport, sources, notes.
+    private static func decodeIdentity(_ m: inout YAMLMap, file: String?) throws(YAMLError) -> ProfileIdentity {
         let name = try m.requiredString("name")
         if name.isEmpty { throw m.error("name", "must not be empty") }
         let kindText = try m.requiredString("kind")
@@ -53,50 +67,57 @@ extension DeviceProfile {
             }
         }
         let notes = try m.string("notes") ?? ""
+        return ProfileIdentity(name: name, kind: kind, vendor: vendor, model: model, unit: unit, transport: transport,
+                               sources: sources, notes: notes)
+    }
 
-        var sunspec: SunSpecSettings?
-        if var ss = try m.map("sunspec") {
-            var settings = SunSpecSettings()
-            if let items = try ss.sequence("bases") {
-                settings.bases = try items.enumerated().map { (i, item) throws(YAMLError) -> Int in
-                    guard case let .scalar(s, _) = item.value, let v = YAMLScalar.int(s), (0...65533).contains(v) else {
-                        throw YAMLError(path: "\(ss.childPath("bases"))[\(i)]", line: item.line, message: "expected a register address", file: file)
-                    }
-                    return v
+    /// `sunspec: { bases, models }`; nil for a profile with register addresses.
+    private static func decodeSunSpec(_ m: inout YAMLMap, file: String?) throws(YAMLError) -> SunSpecSettings? {
+        guard var ss = try m.map("sunspec") else { return nil }
+        var settings = SunSpecSettings()
+        if let items = try ss.sequence("bases") {
+            settings.bases = try items.enumerated().map { (i, item) throws(YAMLError) -> Int in
+                guard case let .scalar(s, _) = item.value, let v = YAMLScalar.int(s), (0...65533).contains(v) else {
+                    throw YAMLError(path: "\(ss.childPath("bases"))[\(i)]", line: item.line, message: "expected a register address", file: file)
                 }
+                return v
             }
-            if let items = try ss.sequence("models") {
-                settings.models = try items.enumerated().map { (i, item) throws(YAMLError) -> Int in
-                    guard case let .scalar(s, _) = item.value, let v = YAMLScalar.int(s), SunSpec.meterModels.contains(v) else {
-                        throw YAMLError(path: "\(ss.childPath("models"))[\(i)]", line: item.line,
-                                        message: "expected a SunSpec meter model (201-204, 211-214)", file: file)
-                    }
-                    return v
-                }
-            }
-            if settings.bases.isEmpty || settings.models.isEmpty { throw ss.error("bases", "bases and models must not be empty") }
-            try ss.finish()
-            sunspec = settings
         }
+        if let items = try ss.sequence("models") {
+            settings.models = try items.enumerated().map { (i, item) throws(YAMLError) -> Int in
+                guard case let .scalar(s, _) = item.value, let v = YAMLScalar.int(s), SunSpec.meterModels.contains(v) else {
+                    throw YAMLError(path: "\(ss.childPath("models"))[\(i)]", line: item.line,
+                                    message: "expected a SunSpec meter model (201-204, 211-214)", file: file)
+                }
+                return v
+            }
+        }
+        if settings.bases.isEmpty || settings.models.isEmpty { throw ss.error("bases", "bases and models must not be empty") }
+        try ss.finish()
+        return settings
+    }
 
-        var defTable = RegisterTable.holding
-        var defType = RegisterType.uint16
-        var defOrder = WordOrder.hiFirst
-        var defVerified = false
+    /// `defaults:` for the points that do not say otherwise.
+    private static func decodePointDefaults(_ m: inout YAMLMap) throws(YAMLError) -> PointDefaults {
+        var defaults = PointDefaults()
         if var d = try m.map("defaults") {
-            defTable = try d.table("table") ?? defTable
-            defType = try d.registerType("type") ?? defType
-            defOrder = try d.wordOrder("word_order") ?? defOrder
-            defVerified = try d.bool("verified") ?? defVerified
+            defaults.table = try d.table("table") ?? defaults.table
+            defaults.type = try d.registerType("type") ?? defaults.type
+            defaults.order = try d.wordOrder("word_order") ?? defaults.order
+            defaults.verified = try d.bool("verified") ?? defaults.verified
             try d.finish()
         }
+        return defaults
+    }
 
+    /// `points:` (required, at least one): register points, or SunSpec IDs in a SunSpec profile.
+    private static func decodePoints(_ m: inout YAMLMap, defaults: PointDefaults, sunspec: Bool) throws(YAMLError) -> [ProfilePoint] {
         guard var pm = try m.map("points") else { throw m.missing("points") }
         var points: [ProfilePoint] = []
         for key in pm.keys {
             guard var p = try pm.map(key) else { throw pm.error(key, "expected a mapping with at least an address") }
             if key.isEmpty { throw pm.error(key, "point name must not be empty") }
-            if sunspec != nil {
+            if sunspec {
                 // SunSpec points name their SunSpec ID; discovery fills in address, type and scale factor.
                 guard let id = try p.string("sunspec") else { throw p.missing("sunspec") }
                 guard SunSpec.isKnownPoint(id) else {
@@ -105,54 +126,74 @@ extension DeviceProfile {
                 let scale = try p.double("scale") ?? 1
                 if scale == 0 { throw p.error("scale", "must not be 0") }
                 let unitName = try p.string("unit") ?? ""
-                let verified = try p.bool("verified") ?? defVerified
+                let verified = try p.bool("verified") ?? defaults.verified
                 try p.finish()
                 points.append(ProfilePoint(name: key, address: 0, table: .holding, type: .int16, scale: scale, unit: unitName,
                                            verified: verified, sunspecID: id, notImplementedSentinels: true))
                 continue
             }
-            let type = try p.registerType("type") ?? defType
+            let type = try p.registerType("type") ?? defaults.type
             guard let address = try p.int("address", in: 0...(65536 - type.registerCount)) else { throw p.missing("address") }
-            let table = try p.table("table") ?? defTable
-            let order = try p.wordOrder("word_order") ?? defOrder
+            let table = try p.table("table") ?? defaults.table
+            let order = try p.wordOrder("word_order") ?? defaults.order
             let scale = try p.double("scale") ?? 1
             if scale == 0 { throw p.error("scale", "must not be 0") }
             let unitName = try p.string("unit") ?? ""
-            let verified = try p.bool("verified") ?? defVerified
+            let verified = try p.bool("verified") ?? defaults.verified
             try p.finish()
             points.append(ProfilePoint(name: key, address: address, table: table, type: type, wordOrder: order,
                                        scale: scale, unit: unitName, verified: verified))
         }
         try pm.finish()
         if points.isEmpty { throw m.error("points", "a profile needs at least one point") }
-
-        var control: ChargerControl?
-        if var c = try m.map("control") {
-            if kind != .charger { throw m.error("control", "only charger profiles have a control section") }
-            guard let charging = try c.register("charging_current") else { throw c.missing("charging_current") }
-            let failsafeCurrent = try c.register("failsafe_current")
-            let failsafeTimeout = try c.register("failsafe_timeout")
-            var aliveValue = 1
-            var alive: ProfileRegister?
-            if var a = try c.map("alive") {
-                alive = try a.registerBody()
-                aliveValue = try a.int("value", in: 0...65535) ?? 1
-                try a.finish()
-            }
-            let resolution = try c.double("resolution", in: 0.001...100) ?? 1
-            let validity = try c.double("setpoint_validity_s", in: 2...86400)
-            let fraction = try c.double("refresh_fraction", in: 0.05...0.9)
-            try c.finish()
-            control = ChargerControl(chargingCurrent: charging, failsafeCurrent: failsafeCurrent, failsafeTimeout: failsafeTimeout,
-                                     alive: alive, aliveValue: aliveValue, currentResolution: resolution,
-                                     setpointValidityS: validity, refreshFraction: fraction)
-        } else if kind == .charger {
-            throw m.missing("control")
-        }
-        try m.finish()
-        return DeviceProfile(name: name, kind: kind, vendor: vendor, model: model, defaultUnit: unit, transport: transport,
-                             notes: notes, sources: sources, points: points, control: control, sunspec: sunspec)
+        return points
     }
+
+    /// `control:`, required for chargers and refused for meters.
+    private static func decodeControl(_ m: inout YAMLMap, kind: DeviceKind) throws(YAMLError) -> ChargerControl? {
+        guard var c = try m.map("control") else {
+            if kind == .charger { throw m.missing("control") }
+            return nil
+        }
+        if kind != .charger { throw m.error("control", "only charger profiles have a control section") }
+        guard let charging = try c.register("charging_current") else { throw c.missing("charging_current") }
+        let failsafeCurrent = try c.register("failsafe_current")
+        let failsafeTimeout = try c.register("failsafe_timeout")
+        var aliveValue = 1
+        var alive: ProfileRegister?
+        if var a = try c.map("alive") {
+            alive = try a.registerBody()
+            aliveValue = try a.int("value", in: 0...65535) ?? 1
+            try a.finish()
+        }
+        let resolution = try c.double("resolution", in: 0.001...100) ?? 1
+        let validity = try c.double("setpoint_validity_s", in: 2...86400)
+        let fraction = try c.double("refresh_fraction", in: 0.05...0.9)
+        try c.finish()
+        return ChargerControl(chargingCurrent: charging, failsafeCurrent: failsafeCurrent, failsafeTimeout: failsafeTimeout,
+                              alive: alive, aliveValue: aliveValue, currentResolution: resolution,
+                              setpointValidityS: validity, refreshFraction: fraction)
+    }
+}
+
+/// The profile's top-level descriptive keys, as decoded.
+private struct ProfileIdentity {
+    var name: String
+    var kind: DeviceKind
+    var vendor: String
+    var model: String
+    var unit: Int
+    var transport: String
+    var sources: [String]
+    var notes: String
+}
+
+/// `defaults:` of a profile: what a point without its own table, type, word_order or verified gets.
+private struct PointDefaults {
+    var table = RegisterTable.holding
+    var type = RegisterType.uint16
+    var order = WordOrder.hiFirst
+    var verified = false
 }
 
 extension YAMLMap {

@@ -11,6 +11,29 @@ struct Recovered {
 }
 
 /// Buffered reader over the ring area used during recovery.
+///
+/// ## Recovery
+///
+/// Each ring is recovered on its own, starting at its checkpoint head: records are read
+/// forward while they are valid (magic, sane length, crc, known kind) and their seq is
+/// greater than the previous one (initially greater than `headSeq - 1`). A valid record or
+/// wrap marker with a seq not above the previous one is stale data from an earlier
+/// lap and ends the log. If the bytes at the expected position are not a valid
+/// record, the reader scans forward in 8-byte steps (around the ring, at most one
+/// lap) for the next valid record with a higher seq: if one is found the log
+/// continues there (a damaged record in the middle), if a stale valid record or
+/// the end of the lap is reached first the log ends (torn tail).
+///
+/// `skippedOnRecovery` counts "damaged headers": positions with record magic, a
+/// sane length, a seq above the previous accepted seq, but a crc mismatch.
+/// A damaged region in the middle of the log counts at least 1 even if no such
+/// header was recognisable. So one corrupted byte anywhere in the first
+/// `32 + payloadLength` bytes of a middle record loses exactly that record and
+/// counts exactly 1; a torn last record counts 1 if its magic, length and seq
+/// survived (only payload/crc/timestamp bytes damaged), else 0. Records are never
+/// refused: open always succeeds on bad data.
+/// If no checkpoint slot is valid, each whole ring is scanned and its log starts
+/// at the valid record with the lowest seq (acked records may be re-delivered).
 struct RingReader {
     enum Probe {
         case record(seq: UInt64, length: Int, kind: RecordKind, timestampMs: Int64)
