@@ -60,6 +60,7 @@ public final class Agent {
     var clockSynced: Bool
     var lastRestoring = false
     var lastMQTTError: String?
+    var lastPersistError: String?
     var queueErrorLogged = false
 
     // Cadences of the control loop.
@@ -115,6 +116,7 @@ public final class Agent {
         engine = ControlEngine(settings: ControlSettings(c, site: config.site, buildDateMs: gridletBuildDateMs),
                                nowMs: startedWallMs, seed: Agent.randomSeed() ^ UInt64(bitPattern: startedWallMs))
         zone = try Agent.loadZone(config.site.timezone)
+        engine.settings.hasControllableDevice = !drivers.isEmpty
         engine.configureSchedules(config.schedules, holidays: config.holidays, zone: zone)
         restoreControlState()
     }

@@ -54,18 +54,28 @@ extension Agent {
             log.warning("rejected cmd/\(name)\(parsed.id.map { " id \($0)" } ?? ""): \(err.message)\(err.path.isEmpty ? "" : " (\(err.path))")")
             reply.append(("ok", .bool(false)))
             reply.append(("error", Reports.error(err)))
-            if let id = parsed.id, name == "event" || name == "cancel" {
+            var rejected = parsed.rejectedIDs
+            if let id = parsed.id, name == "event" || name == "cancel" || name == "optout" { rejected.append(id) }
+            for id in rejected {
                 enqueue(.response, Records.response(EventResponse(event: id, status: .rejectedInvalid, atMs: nowWall)), wallMs: nowWall)
             }
         case let .success(command):
-            let outcome = engine.handle(command, nowMs: nowWall)
+            let outcome = engine.handle(command, nowMs: nowWall, payloadDigest: payloadDigest(msg.payload))
+            var stored = true
             if outcome.changed {
                 // Drive the chargers first: the fsync that must precede the reply does not
                 // delay the register write.
                 applyLimits(nowWall: nowWall, nowMono: time.monoMs())
-                persist()
+                stored = persist()
             }
-            if let err = outcome.error {
+            if !stored {
+                // The reply is the real acknowledgement (libmosquitto sent the PUBACK already):
+                // a command not on disk is not acknowledged, and the sender sends it again.
+                reply.append(("ok", .bool(false)))
+                reply.append(("error", Reports.error(CommandError(
+                    code: "storage", message: "the command could not be stored in state_dir (\(lastPersistError ?? "I/O error")); "
+                                + "it is in effect until a restart but not acknowledged: send it again"))))
+            } else if let err = outcome.error {
                 reply.append(("ok", .bool(false)))
                 reply.append(("error", Reports.error(err)))
             } else {
@@ -106,6 +116,16 @@ extension Agent {
             log.notice("local opt-out of \(words[1])")
             return JSONValue.object([("ok", .bool(true)), ("id", .string(words[1])),
                                      ("responses", .array(outcome.responses.map { .object($0.jsonFields) }))]).serialized
+        case "version-reset":
+            guard words.count == 2, let set = ControlEngine.VersionedSet(rawValue: words[1]) else {
+                return JSONValue.object([("ok", .bool(false)), ("error", .string("usage: version-reset events|schedules"))]).serialized
+            }
+            let was = engine.resetVersion(set)
+            guard persist() else {
+                return JSONValue.object([("ok", .bool(false)), ("error", .string("the reset could not be stored: \(lastPersistError ?? "I/O error"); check state_dir"))]).serialized
+            }
+            log.notice("local reset of the \(set.rawValue) version (was \(was)): the next cmd/\(set.rawValue) is accepted whatever its version")
+            return JSONValue.object([("ok", .bool(true)), ("set", .string(set.rawValue)), ("previous_version", .number(Double(was)))]).serialized
         case "schedule":
             let n = words.count > 1 ? Int(words[1]) ?? 10 : 10
             let defaultW = config.control.defaultLimitW ?? hardwareMaxNominalW

@@ -96,11 +96,18 @@ extension Agent {
         }
     }
 
-    func persist() {
+    /// Writes the control state durably (SPEC §2: before anything is acknowledged). False when
+    /// it could not; the error is logged and kept for the reply.
+    @discardableResult
+    func persist() -> Bool {
         do throws(StateFile.IOError) {
             try StateFile.write(Array(engine.persistentState.serialized.utf8), to: statePath)
+            lastPersistError = nil
+            return true
         } catch {
             log.error("cannot persist control state: \(error)")
+            lastPersistError = error.description
+            return false
         }
     }
 

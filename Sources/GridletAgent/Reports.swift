@@ -4,7 +4,9 @@ import GridletCore
 /// `schedule`), built from the state machines' values.
 enum Reports {
     static func error(_ e: CommandError) -> JSONValue {
-        .object([("code", .string(e.code)), ("message", .string(e.message)), ("path", .string(e.path))])
+        var o: [(String, JSONValue)] = [("code", .string(e.code)), ("message", .string(e.message)), ("path", .string(e.path))]
+        if let v = e.currentVersion { o.append(("current_version", .number(Double(v)))) }
+        return .object(o)
     }
 
     static func control(limitW: Double, appliedA: Double, source: String) -> JSONValue {

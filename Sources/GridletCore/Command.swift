@@ -27,8 +27,10 @@ public struct CommandError: Error, Sendable, Equatable {
     public var code: String
     public var message: String
     public var path: String
-    public init(code: String, message: String, path: String = "") {
-        self.code = code; self.message = message; self.path = path
+    /// With `stale_version`: the version in force, so the sender knows what to go above.
+    public var currentVersion: Int?
+    public init(code: String, message: String, path: String = "", currentVersion: Int? = nil) {
+        self.code = code; self.message = message; self.path = path; self.currentVersion = currentVersion
     }
 }
 
@@ -37,6 +39,15 @@ public struct ParsedCommand: Sendable, Equatable {
     public var name: String
     public var id: String?
     public var result: Result<Command, CommandError>
+    /// `cmd/events`: the ids of the entries that are invalid (each gets response 253).
+    public var rejectedIDs: [String] = []
+}
+
+/// FNV-1a, 64 bit: tells one payload from another (not a security measure).
+public func payloadDigest(_ bytes: [UInt8]) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return h
 }
 
 public enum CommandParser {
@@ -72,17 +83,28 @@ public enum CommandParser {
                 guard items.count <= ControlEngine.maxEvents else {
                     throw CommandError(code: "too_many_events", message: "at most \(ControlEngine.maxEvents) events can be stored", path: "events")
                 }
+                // Every entry is checked, so each bad one with a usable id gets its 253; the set
+                // is applied whole or not at all (the first error is the reply's).
                 var events: [DispatchEvent] = []
+                var firstError: CommandError? = nil
                 for (i, item) in items.enumerated() {
-                    guard let o = item.objectValue else {
-                        throw CommandError(code: "invalid", message: "must be an object", path: "events[\(i)]")
+                    do throws(CommandError) {
+                        guard let o = item.objectValue else {
+                            throw CommandError(code: "invalid", message: "must be an object", path: "events[\(i)]")
+                        }
+                        let e = try event(o, path: "events[\(i)]", nowMs: nowMs)
+                        if events.contains(where: { $0.id == e.id }) {
+                            throw CommandError(code: "invalid", message: "duplicate event id '\(e.id)'", path: "events[\(i)].id")
+                        }
+                        events.append(e)
+                    } catch {
+                        if firstError == nil { firstError = error }
+                        if case let .string(id)? = item["id"], validID(id), !parsed.rejectedIDs.contains(id) {
+                            parsed.rejectedIDs.append(id)
+                        }
                     }
-                    let e = try event(o, path: "events[\(i)]", nowMs: nowMs)
-                    if events.contains(where: { $0.id == e.id }) {
-                        throw CommandError(code: "invalid", message: "duplicate event id '\(e.id)'", path: "events[\(i)].id")
-                    }
-                    events.append(e)
                 }
+                if let firstError { throw firstError }
                 parsed.result = .success(.events(version: version, events: events))
             case "cancel":
                 var f = Fields(object, path: "")
@@ -114,8 +136,10 @@ public enum CommandParser {
     static func event(_ object: [(String, JSONValue)], path: String, nowMs: Int64) throws(CommandError) -> DispatchEvent {
         var f = Fields(object, path: path)
         let id = try f.requiredID("id")
-        let created = try f.time("created") ?? nowMs
-        let start = try f.time("start") ?? nowMs
+        let givenCreated = try f.time("created")
+        let givenStart = try f.time("start")
+        let created = givenCreated ?? nowMs
+        let start = givenStart ?? nowMs
         guard let durationS = try f.double("duration_s") else { throw f.missing("duration_s") }
         guard durationS > 0 else { throw f.invalid("duration_s", "duration_s must be > 0") }
         guard durationS <= 366 * 86_400 else { throw f.invalid("duration_s", "duration_s must be at most one year (31622400)") }
@@ -129,7 +153,8 @@ public enum CommandParser {
         try f.finish()
         return DispatchEvent(id: id, createdMs: created, startMs: start, durationMs: Int64((durationS * 1000).rounded()),
                              limitW: limit, primacy: primacy, randomizeStartS: randomize, optOutAllowed: optOut,
-                             maxOfflineS: maxOffline)
+                             maxOfflineS: maxOffline,
+                             createdAtReceipt: givenCreated == nil, startAtReceipt: givenStart == nil)
     }
 
     /// Event and schedule ids: 1 to 64 characters from [A-Za-z0-9_.:-].

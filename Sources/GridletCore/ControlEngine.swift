@@ -8,6 +8,9 @@ public struct ControlEngine: Sendable {
     public var settings: ControlSettings
     public private(set) var events: [DispatchEvent] = []
     public private(set) var eventsVersion: Int = -1
+    /// Digest of the payload that set `eventsVersion` (a redelivery of it is not stale).
+    public private(set) var eventsDigest: UInt64 = 0
+    public private(set) var schedulesDigest: UInt64 = 0
 
     // Schedules: the config set plus the remote set (`cmd/schedules`); a remote schedule replaces a config
     // schedule of the same id.
@@ -26,6 +29,8 @@ public struct ControlEngine: Sendable {
     public private(set) var lastContactMs: Int64
     private var commLost = false
     private var commChangedMs: Int64
+    /// The last wall time a previous run saw (see `restoreComm`).
+    public private(set) var wallFloorMs: Int64 = 0
 
     // Restore after a restricting source ends.
     private var lastSource = "default"
@@ -77,6 +82,32 @@ public struct ControlEngine: Sendable {
         lastContactMs = nowMs
     }
 
+    /// The instant contact is known to have lasted until: now while a session counts as contact.
+    /// The agent persists it, so a restart during an outage does not count as contact.
+    public func contactMs(nowMs: Int64) -> Int64 {
+        sessionUp && !settings.heartbeatRequired ? nowMs : lastContactMs
+    }
+
+    /// Restores the contact saved by the previous run (call once at start, before the first
+    /// decision). `nil` (first boot, no history): contact counts from the start, so comm is lost
+    /// only when no contact comes within `comm_loss_timeout` (SPEC §2). An outage that was in
+    /// progress is still in progress; a saved contact later than now (the clock went back) is
+    /// treated as lost, since how long the outage lasted is unknown. `wallMs` is the last wall time
+    /// the previous run saw: a clock behind it is not trusted unless synchronised.
+    public mutating func restoreComm(lastContactMs saved: Int64?, wallMs: Int64?, nowMs: Int64) {
+        if let w = wallMs { wallFloorMs = max(wallFloorMs, w) }
+        guard let saved else { return }
+        lastContactMs = saved <= nowMs ? saved : nowMs - settings.commLossTimeoutMs - 1
+        commLost = isCommLost(nowMs: nowMs)
+        commChangedMs = commLost ? lastContactMs + settings.commLossTimeoutMs : nowMs
+    }
+
+    /// True when the wall clock can be trusted: synchronised, or not behind the build date or the
+    /// last wall time a previous run saw (a board without RTC after a power cut).
+    public func clockTrusted(nowMs: Int64, synced: Bool) -> Bool {
+        synced || nowMs >= max(settings.buildDateMs, wallFloorMs)
+    }
+
     public func isCommLost(nowMs: Int64) -> Bool {
         if sessionUp, !settings.heartbeatRequired { return false }
         return nowMs - lastContactMs > settings.commLossTimeoutMs
@@ -91,23 +122,24 @@ public struct ControlEngine: Sendable {
         public var changed: Bool
     }
 
-    public mutating func handle(_ command: Command, nowMs: Int64) -> Outcome {
+    /// `payloadDigest`: of the command's payload (`payloadDigest(_:)`), so a redelivery of the same
+    /// retained `cmd/events` or `cmd/schedules` is told from a different set with the same version.
+    public mutating func handle(_ command: Command, nowMs: Int64, payloadDigest digest: UInt64 = 0) -> Outcome {
         if settings.heartbeatRequired { commandContact(nowMs: nowMs) }
-        var outcome = handleCommand(command, nowMs: nowMs)
+        var outcome = handleCommand(command, nowMs: nowMs, digest: digest)
         if outcome.changed { outcome.responses += supersede(nowMs: nowMs) }
         return outcome
     }
 
-    private mutating func handleCommand(_ command: Command, nowMs: Int64) -> Outcome {
+    private mutating func handleCommand(_ command: Command, nowMs: Int64, digest: UInt64) -> Outcome {
         switch command {
         case .ping:
             return Outcome(error: nil, responses: [], changed: false)
         case let .event(e):
             return upsert(e, nowMs: nowMs)
         case let .events(version, set):
-            guard version > eventsVersion else {
-                return Outcome(error: nil, responses: [], changed: false)
-            }
+            if let stale = versionCheck(.events, version: version, digest: digest) { return stale }
+            eventsDigest = digest
             var responses: [EventResponse] = []
             let keep = Set(set.map(\.id))
             for old in events where !keep.contains(old.id) && old.isLive {
@@ -139,7 +171,7 @@ public struct ControlEngine: Sendable {
         case let .optOut(id):
             return optOut(id, nowMs: nowMs)
         case let .schedules(version, set, holidays):
-            guard version > schedulesVersion else { return Outcome(error: nil, responses: [], changed: false) }
+            if let stale = versionCheck(.schedules, version: version, digest: digest) { return stale }
             for (i, s) in set.enumerated() {
                 if let e = s.except, holidays[e] == nil, configHolidays[e] == nil {
                     let known = Set(holidays.keys).union(configHolidays.keys).sorted()
@@ -151,8 +183,41 @@ public struct ControlEngine: Sendable {
             remoteSchedules = set
             remoteHolidays = holidays
             schedulesVersion = version
+            schedulesDigest = digest
             rebuildCalendar()
             return Outcome(error: nil, responses: [], changed: true)
+        }
+    }
+
+    public enum VersionedSet: String, Sendable, CaseIterable { case events, schedules }
+
+    /// A version not above the current one changes nothing (SPEC §3). The same payload again (a
+    /// retained set redelivered at every reconnect) is answered ok; anything else says
+    /// `stale_version` with the version in force, so a DERMS is never silently locked out.
+    private func versionCheck(_ set: VersionedSet, version: Int, digest: UInt64) -> Outcome? {
+        let current = set == .events ? eventsVersion : schedulesVersion
+        guard version <= current else { return nil }
+        if version == current, digest == (set == .events ? eventsDigest : schedulesDigest) {
+            return Outcome(error: nil, responses: [], changed: false)
+        }
+        return Outcome(error: CommandError(
+            code: "stale_version",
+            message: "version \(version) is not above the current \(set.rawValue) version \(current): nothing changed; "
+                + "send version \(current + 1) or higher, or reset it on the site with `gridlet version reset \(set.rawValue)`",
+            path: "version", currentVersion: current), responses: [], changed: false)
+    }
+
+    /// Forgets the version of the events or schedules set (`gridlet version reset`), so the next
+    /// set is accepted whatever its version; what is stored stays until that set replaces it.
+    /// Returns the version that was in force.
+    public mutating func resetVersion(_ set: VersionedSet) -> Int {
+        switch set {
+        case .events:
+            defer { eventsVersion = -1; eventsDigest = 0 }
+            return eventsVersion
+        case .schedules:
+            defer { schedulesVersion = -1; schedulesDigest = 0 }
+            return schedulesVersion
         }
     }
 
@@ -173,7 +238,7 @@ public struct ControlEngine: Sendable {
         }
         guard let s = calendar.schedules.first(where: { $0.id == id }) else {
             return Outcome(error: CommandError(code: "not_found", message: "no stored event or schedule with id '\(id)'", path: "id"),
-                           responses: [], changed: false)
+                           responses: [EventResponse(event: id, status: .rejectedInvalid, atMs: nowMs)], changed: false)
         }
         guard s.optOut else {
             return Outcome(error: CommandError(code: "not_allowed", message: "schedule '\(id)' does not allow opt-out (opt_out: false)", path: "id"),
@@ -194,8 +259,17 @@ public struct ControlEngine: Sendable {
 
     private mutating func upsert(_ incoming: DispatchEvent, nowMs: Int64) -> Outcome {
         var e = incoming
+        guard settings.hasControllableDevice else {
+            // Nothing at this site can follow a limit (a meter-only site): understood, not applicable.
+            return Outcome(error: nil, responses: [EventResponse(event: e.id, status: .rejectedNotApplicable, atMs: nowMs)],
+                           changed: false)
+        }
         if let i = events.firstIndex(where: { $0.id == e.id }) {
             let old = events[i]
+            // Without `start`/`created` an event is anchored at its first receipt: a redelivery
+            // (or a newer set carrying it) does not move its window.
+            if e.startAtReceipt { e.startMs = old.startMs }
+            if e.createdAtReceipt { e.createdMs = old.createdMs }
             if old.sameRequest(as: e) { return Outcome(error: nil, responses: [], changed: false) }
             e.randomDelayMs = old.randomizeStartS == e.randomizeStartS ? old.randomDelayMs : draw(e.randomizeStartS)
             if e.endMs <= nowMs {
@@ -330,7 +404,7 @@ public struct ControlEngine: Sendable {
     public mutating func decide(nowMs: Int64, inputs: ControlInputs) -> ControlDecision {
         let lost = isCommLost(nowMs: nowMs)
         let active = activeEvents(nowMs: nowMs)
-        let clockTrusted = inputs.clockSynced || nowMs >= settings.buildDateMs
+        let clockTrusted = clockTrusted(nowMs: nowMs, synced: inputs.clockSynced)
         let defaultW = settings.defaultLimitW ?? inputs.hardwareMaxW
         let windows = activeScheduleWindows(nowMs: nowMs, clockTrusted: clockTrusted, defaultW: defaultW)
         var source: String
@@ -398,7 +472,7 @@ public struct ControlEngine: Sendable {
         }
         if !lost, !sessionUp || settings.heartbeatRequired { consider(lastContactMs + settings.commLossTimeoutMs + 1) }
         if let r = restore { consider(r.rampStartMs) }
-        if !inputs.clockSynced, nowMs < settings.buildDateMs { consider(settings.buildDateMs) }
+        if !inputs.clockSynced, nowMs < max(settings.buildDateMs, wallFloorMs) { consider(max(settings.buildDateMs, wallFloorMs)) }
         if let t = nextScheduleBoundary(nowMs: nowMs) { consider(t) }
 
         return ControlDecision(limitW: max(0, limitW), source: limitSource, activeEvents: active.map(\.id),
@@ -423,6 +497,8 @@ public struct ControlEngine: Sendable {
         var o: [(String, JSONValue)] = [
             ("version", .number(2)),
             ("events_version", .number(Double(eventsVersion))),
+            ("events_digest", .string(String(eventsDigest))),
+            ("schedules_digest", .string(String(schedulesDigest))),
             ("events", .array(events.map { e in
                 var o: [(String, JSONValue)] = [
                     ("id", .string(e.id)), ("created_ms", .number(Double(e.createdMs))),
@@ -457,6 +533,8 @@ public struct ControlEngine: Sendable {
     /// Restores what `persistentState` saved; entries that do not parse are skipped. Call after `configureSchedules`.
     public mutating func restorePersistentState(_ json: JSONValue) {
         if let v = json["events_version"]?.doubleValue { eventsVersion = Int(v) }
+        if let s = json["events_digest"]?.stringValue, let d = UInt64(s) { eventsDigest = d }
+        if let s = json["schedules_digest"]?.stringValue, let d = UInt64(s) { schedulesDigest = d }
         if let list = json["events"]?.arrayValue {
             var restored: [DispatchEvent] = []
             for item in list {

@@ -11,6 +11,8 @@ public struct ControlSettings: Sendable, Equatable {
     /// The build date (Unix ms): with an unsynchronised clock reading earlier than this, the clock is not
     /// trusted and restricting schedules are treated as active (SPEC §2).
     public var buildDateMs: Int64
+    /// False at a site with nothing to control (meters only): events are answered 252.
+    public var hasControllableDevice = true
 
     public init(defaultLimitW: Double? = nil, fallbackLimitW: Double = 1400, commLossTimeoutMs: Int64 = 120_000,
                 heartbeatRequired: Bool = false, restoreDelayMs: Int64 = 30_000, restoreRandomMs: Int64 = 120_000,

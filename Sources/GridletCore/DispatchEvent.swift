@@ -41,10 +41,17 @@ public struct DispatchEvent: Sendable, Equatable {
     public var optedOut: Bool = false
     /// No instant of its remaining window wins (response 7 sent); kept until its end like an opt-out.
     public var superseded: Bool = false
+    /// `created` / `start` were absent and took the time of receipt: a redelivery of the same
+    /// event keeps the first receipt's (not persisted: stored events are anchored already).
+    /// Not part of `==`: it says how the event arrived, not what it is.
+    public var createdAtReceipt = false
+    public var startAtReceipt = false
 
     public init(id: String, createdMs: Int64, startMs: Int64, durationMs: Int64, limitW: Double, primacy: Int = 1,
                 randomizeStartS: Int = 0, randomDelayMs: Int64 = 0, optOutAllowed: Bool = false, maxOfflineS: Int? = nil,
-                phase: Phase = .scheduled, cancelAtMs: Int64? = nil) {
+                phase: Phase = .scheduled, cancelAtMs: Int64? = nil,
+                createdAtReceipt: Bool = false, startAtReceipt: Bool = false) {
+        self.createdAtReceipt = createdAtReceipt; self.startAtReceipt = startAtReceipt
         self.id = id; self.createdMs = createdMs; self.startMs = startMs; self.durationMs = durationMs
         self.limitW = limitW; self.primacy = primacy; self.randomizeStartS = randomizeStartS
         self.randomDelayMs = randomDelayMs; self.optOutAllowed = optOutAllowed; self.maxOfflineS = maxOfflineS
@@ -64,6 +71,11 @@ public struct DispatchEvent: Sendable, Equatable {
         if a.primacy != b.primacy { return a.primacy < b.primacy }
         if a.createdMs != b.createdMs { return a.createdMs > b.createdMs }
         return b.id.utf8.lexicographicallyPrecedes(a.id.utf8)
+    }
+
+    public static func == (a: DispatchEvent, b: DispatchEvent) -> Bool {
+        a.sameRequest(as: b) && a.randomDelayMs == b.randomDelayMs && a.phase == b.phase && a.cancelAtMs == b.cancelAtMs
+            && a.optedOut == b.optedOut && a.superseded == b.superseded
     }
 
     /// Same request, ignoring the lifecycle fields: a duplicate delivery changes nothing.
