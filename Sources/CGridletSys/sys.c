@@ -8,7 +8,8 @@ int gridlet_clock_synchronised(void) {
     struct timex tx;
     memset(&tx, 0, sizeof tx);
     int state = adjtimex(&tx);
-    if (state == -1 || state == TIME_ERROR) return 0;
+    if (state == -1) return -1;   /* e.g. EPERM under systemd's ProtectClock=yes */
+    if (state == TIME_ERROR) return 0;
     return (tx.status & STA_UNSYNC) ? 0 : 1;
 }
 

@@ -27,10 +27,6 @@ public enum SystemClock {
 
     public static func rfc3339Now() -> String { Timestamp.format(ms: wallMs()) }
 
-    /// True when the kernel says the clock is synchronised (NTP/PTP via adjtimex).
-    public static func isSynchronised() -> Bool {
-        gridlet_clock_synchronised() == 1
-    }
 
     public static func sleepMs(_ ms: Int64) {
         guard ms > 0 else { return }
@@ -45,5 +41,5 @@ struct SystemTime: TimeSource {
     func wallMs() -> Int64 { SystemClock.wallMs() }
     func monoMs() -> Int64 { SystemClock.monoMs() }
     func monoUs() -> Int64 { SystemClock.monoUs() }
-    func isSynchronised() -> Bool { SystemClock.isSynchronised() }
+    func isSynchronised() -> Bool { ClockSync.isSynchronised() }
 }

@@ -1,4 +1,5 @@
 @testable import GridletAgent
+import Glibc
 import GridletCore
 import GridletYAML
 import Testing
@@ -118,5 +119,22 @@ extension AgentWiringTests {
         h.run(for: 1000)
         #expect(h.charger.writes(to: H.setpoint).last == 6)
         #expect(h.agent.paused == false)
+    }
+}
+
+@Suite struct ClockSyncTests {
+    @Test func timesyncdMarkerWinsOverARefusedAdjtimex() throws {
+        var template = Array("/tmp/gridlet-sync-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        defer { rmdir(dir) }
+        let marker = dir + "/synchronized"
+        // ProtectClock=yes: adjtimex refused (-1) and no marker: not synchronised.
+        #expect(!ClockSync.isSynchronised(marker: marker, kernel: { -1 }))
+        #expect(!ClockSync.isSynchronised(marker: marker, kernel: { 0 }))
+        #expect(ClockSync.isSynchronised(marker: marker, kernel: { 1 }))
+        let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
+        close(fd)
+        defer { unlink(marker) }
+        #expect(ClockSync.isSynchronised(marker: marker, kernel: { -1 }))
     }
 }

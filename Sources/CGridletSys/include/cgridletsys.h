@@ -2,7 +2,8 @@
 #define CGRIDLETSYS_H
 /* Small wrappers for Linux/GNU calls that do not import cleanly into Swift. */
 
-/* 1 when the kernel clock is synchronised (adjtimex: no STA_UNSYNC, not TIME_ERROR), else 0. */
+/* 1 when the kernel clock is synchronised (adjtimex: no STA_UNSYNC, not TIME_ERROR), 0 when not,
+   -1 when adjtimex is refused (EPERM under systemd ProtectClock=yes). */
 int gridlet_clock_synchronised(void);
 
 /* Names the calling thread (pthread_setname_np, 15 chars max). */
