@@ -127,11 +127,13 @@ extension Agent {
             password = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map(String.init) ?? ""
         }
         let will = Array(statusPayload(online: false, sinceMs: startedWallMs).utf8)
-        return MQTTClientOptions(
+        var options = MQTTClientOptions(
             clientID: m.clientID, host: m.host, port: m.port, keepaliveS: Int(max(5, m.keepaliveMs / 1000)),
             username: m.username, password: password, caFile: m.tls?.caFile, certFile: m.tls?.certFile, keyFile: m.tls?.keyFile,
             tlsInsecure: m.tls?.insecure ?? false, protocolVersion: .v5, cleanSession: false,
             will: (topic: "\(root)/status", payload: will, retain: true))
+        options.useTLS = m.tls != nil
+        return options
     }
 
     func statusPayload(online: Bool, sinceMs: Int64) -> String {

@@ -40,6 +40,8 @@ public struct MQTTClientOptions: Sendable {
     public var certFile: String?
     public var keyFile: String?
     public var tlsInsecure: Bool
+    /// TLS on (`mqtt.tls` present, even `tls: {}`); without `caFile` the system CA store is used.
+    public var useTLS = false
     public var protocolVersion: MQTTProtocol
     /// Persistent session: the broker keeps subscriptions and queued QoS 1 messages while we are away.
     public var cleanSession: Bool
@@ -50,6 +52,9 @@ public struct MQTTClientOptions: Sendable {
     /// MQTT 5 Session Expiry Interval: how long the broker keeps our session (subscriptions and
     /// queued commands) while we are away.
     public var sessionExpiryS: UInt32 = 7 * 86_400
+    /// MQTT 5 Maximum Packet Size announced at connect: the broker does not send anything larger
+    /// (a command is at most 64 KiB, SPEC §3; the rest is room for topic and properties).
+    public var maximumPacketSize: UInt32 = 64 * 1024 + 1024
 
     public init(clientID: String, host: String, port: Int, keepaliveS: Int = 30, username: String? = nil, password: String? = nil,
                 caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
@@ -114,6 +119,9 @@ public final class MQTTClient: @unchecked Sendable {
         try configure()
     }
 
+    /// Debian's hashed CA directory (ca-certificates).
+    static let systemCAPath = "/etc/ssl/certs"
+
     private func configure() throws(MQTTError) {
         let version = sink.usingV5.load(ordering: .relaxed) ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
         try check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version)), "set MQTT protocol version")
@@ -125,9 +133,21 @@ public final class MQTTClient: @unchecked Sendable {
         if let u = options.username {
             try check(mosquitto_username_pw_set(mosq, u, options.password), "set MQTT username")
         }
-        if options.caFile != nil || options.certFile != nil {
-            try check(mosquitto_tls_set(mosq, options.caFile, nil, options.certFile, options.keyFile, nil),
-                      "configure TLS (ca_file \(options.caFile ?? "-"), cert_file \(options.certFile ?? "-"))")
+        if options.useTLS || options.caFile != nil || options.certFile != nil {
+            // No ca_file: verify the broker against the system CA store (never plain TCP).
+            // libmosquitto 2.0.11 wants a file or a directory even with TLS_USE_OS_CERTS, so the
+            // store's directory is named too; OpenSSL's defaults (SSL_CERT_FILE/DIR) still apply.
+            var caPath: String? = nil
+            if options.caFile == nil {
+                guard access(Self.systemCAPath, R_OK) == 0 else {
+                    throw MQTTError(code: MOSQ_ERR_TLS.rawValue,
+                                    operation: "TLS without ca_file: no system CA store at \(Self.systemCAPath) (install ca-certificates or set mqtt.tls.ca_file)")
+                }
+                caPath = Self.systemCAPath
+                try check(mosquitto_int_option(mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "use the system CA store")
+            }
+            try check(mosquitto_tls_set(mosq, options.caFile, caPath, options.certFile, options.keyFile, nil),
+                      "configure TLS (ca_file \(options.caFile ?? "system store"), cert_file \(options.certFile ?? "-"))")
             if options.tlsInsecure { try check(mosquitto_tls_insecure_set(mosq, true), "disable TLS hostname check") }
         }
         if let w = options.will {
@@ -174,6 +194,7 @@ public final class MQTTClient: @unchecked Sendable {
             var props: OpaquePointer? = nil
             defer { mosquitto_property_free_all(&props) }
             _ = mosquitto_property_add_int32(&props, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), options.sessionExpiryS)
+            _ = mosquitto_property_add_int32(&props, Int32(MQTT_PROP_MAXIMUM_PACKET_SIZE.rawValue), options.maximumPacketSize)
             return mosquitto_connect_bind_v5(mosq, options.host, Int32(options.port), Int32(options.keepaliveS), nil, props)
         }
         return mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveS))

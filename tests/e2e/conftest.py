@@ -266,9 +266,10 @@ class Agent:
         self.log_path = os.path.join(workdir, "agent.log")
         self.proc = None
 
-    def start(self):
+    def start(self, env=None):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([GRIDLET, "run", "--config", self.config], stdout=self.log, stderr=self.log)
+        full_env = None if env is None else {**os.environ, **env}
+        self.proc = subprocess.Popen([GRIDLET, "run", "--config", self.config], stdout=self.log, stderr=self.log, env=full_env)
 
     def status(self):
         # Right after start the socket may not exist yet: retry briefly (bounded).

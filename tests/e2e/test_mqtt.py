@@ -141,6 +141,51 @@ def test_tls_right_ca_connects_wrong_ca_and_expired_cert_are_refused(site):
         broker.stop()
 
 
+def test_tls_empty_block_means_tls_with_the_system_ca_store(site):
+    """`tls: {}` is TLS verified against the system CA store, never plain TCP with the password
+    in clear. OpenSSL's default store honours SSL_CERT_FILE: pointed at the test CA the agent
+    connects; left at the real system store (which does not know the test CA) it is refused."""
+    d = os.path.join(site.workdir, "pki-os")
+    os.makedirs(d)
+    make_pki(d)
+    os.chmod(d, 0o755)
+    tls_port, plain_port = free_port(), free_port()
+    conf = os.path.join(d, "os.conf")
+    with open(conf, "w") as f:
+        f.write(f"""per_listener_settings true
+listener {tls_port} 127.0.0.1
+certfile {d}/server.pem
+keyfile {d}/server.key
+allow_anonymous true
+listener {plain_port} 127.0.0.1
+allow_anonymous true
+""")
+    log = open(os.path.join(d, "broker.log"), "ab")
+    proc = subprocess.Popen(["mosquitto", "-c", conf], stdout=log, stderr=log)
+    try:
+        for p in (tls_port, plain_port):
+            wait_until(lambda: port_open(p), 10, what="mosquitto listeners")
+        util = Collector(plain_port, site.root, "utility-os-tls")
+        try:
+            block = f"mqtt:\n  host: 127.0.0.1\n  port: {tls_port}\n  keepalive: 5s\n  tls: {{}}\n"
+            ok = Agent(site.workdir, agent_config(site, block))
+            ok.start(env={"SSL_CERT_FILE": f"{d}/ca.pem"})
+            util.wait_for("status", lambda p: p.get("online") is True, timeout=15)
+            wait_until(lambda: ok.status()["mqtt"]["connected"], 5, what="status to show the TLS connection")
+            ok.stop()
+
+            unknown = Agent(site.workdir, agent_config(site, block))
+            unknown.start(env={"SSL_CERT_FILE": "/nonexistent/ca.pem", "SSL_CERT_DIR": "/nonexistent"})
+            err = wait_until(lambda: unknown.status()["mqtt"]["last_error"], 15, what="a TLS error in status")
+            assert "certificate verify failed" in err, err
+            assert unknown.status()["mqtt"]["connected"] is False
+            unknown.stop()
+        finally:
+            util.close()
+    finally:
+        stop_process(proc)
+
+
 def test_password_file_and_mqtt5_response_topic(site):
     d = os.path.join(site.workdir, "pw")
     os.makedirs(d)
