@@ -30,12 +30,11 @@ func loadConfig(_ path: String, board: String? = nil) throws -> ConfigLoading.Lo
     }
 }
 
+/// `--socket` when given, else where the daemon of that configuration listens.
 func socketPath(config: String?, socket: String?) throws -> String {
     if let s = socket { return s }
     let loaded = try loadConfig(config ?? "/etc/gridlet/gridlet.yaml")
-    if let s = loaded.config.site.socket { return s }
-    if let d = getenv("RUNTIME_DIRECTORY") { return String(cString: d) + "/gridlet.sock" }
-    return "/run/gridlet/gridlet.sock"
+    return SocketPath.resolve(configured: loaded.config.site.socket)
 }
 
 func freePort() -> Int {
@@ -170,7 +169,7 @@ struct Read: ParsableCommand {
         guard let d = loaded.config.devices.first(where: { $0.name == device }) else {
             throw Failure("no device '\(device)' in \(config); configured: \(loaded.config.devices.map(\.name).joined(separator: ", "))", code: 2)
         }
-        let sock = loaded.config.site.socket ?? "/run/gridlet/gridlet.sock"
+        let sock = SocketPath.resolve(configured: loaded.config.site.socket)
         var answer: String
         switch LocalClient.request("read \(([device] + points).joined(separator: " "))", socketPath: sock) {
         case let .success(text): answer = text

@@ -85,7 +85,7 @@ struct BusTarget: ParsableArguments {
             busConfig = l.config.buses.first { ModbusTransport($0.kind).sameEndpoint(as: transport) }
         }
         if let busConfig, let l = loaded {
-            let sock = l.config.site.socket ?? "/run/gridlet/gridlet.sock"
+            let sock = SocketPath.resolve(configured: l.config.site.socket)
             if access(sock, F_OK) == 0 { return .daemon(socket: sock, bus: busConfig.name) }
             return .direct(name: busConfig.name, transport: ModbusTransport(busConfig.kind), timeoutMs: timeoutMs,
                            gapMs: Int(busConfig.gapMs), rs485Mode: busConfig.rs485Mode, rtsDelayUs: busConfig.rtsDelayUs)
