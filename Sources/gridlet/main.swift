@@ -1,11 +1,8 @@
 import ArgumentParser
-import CGridletSys
 import Glibc
 import GridletAgent
 
-// Keep only the code in use resident: a static Swift binary otherwise has most of its ~10 MB of
-// text mapped through read-ahead and fault-around (measured: 8 MB of a 14 MB RSS).
-if getenv("GRIDLET_NO_TRIM") == nil { _ = gridlet_trim_code_pages() }
+CodePages.trim()
 
 // Map ArgumentParser's exit codes to ours: usage errors exit 2, failures 1.
 do {
