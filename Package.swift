@@ -34,7 +34,7 @@ let package = Package(
         .testTarget(name: "GridletModbusTests", dependencies: ["GridletModbus", "GridletYAML", "GridletCore"]),
         .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue"]),
         .testTarget(name: "GridletMQTTTests", dependencies: ["GridletMQTT"]),
-        .testTarget(name: "GridletAgentTests", dependencies: ["GridletAgent"]),
+        .testTarget(name: "GridletAgentTests", dependencies: ["GridletAgent", "GridletCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

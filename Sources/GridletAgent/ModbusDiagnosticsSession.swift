@@ -56,8 +56,12 @@ public final class ModbusDiagnosticsSession {
         let shared: BusConfig?
         switch endpoint {
         case let .configured(name):
-            guard let b = configuration?.config.bus(named: name) else {
-                let names = (configuration?.config.buses ?? []).map(\.name).joined(separator: ", ")
+            guard let configuration else {
+                throw DiagnosticsError("bus '\(name)' needs a configuration, and \(configPath) was not loaded; pass --config PATH",
+                                       isUsage: true)
+            }
+            guard let b = configuration.config.bus(named: name) else {
+                let names = configuration.config.buses.map(\.name).joined(separator: ", ")
                 throw DiagnosticsError("no bus '\(name)' in \(configPath); configured: \(names)", isUsage: true)
             }
             shared = b
