@@ -126,7 +126,8 @@ public final class Agent {
     /// Runs until SIGTERM/SIGINT; returns after a clean stop.
     public func run() throws(AgentError) {
         installSignalHandlers()
-        trimStartupCode()
+        // Again once the daemon's start-up code (parsing, profiles, config) has run.
+        CodePages.trim()
         try start()
         notify.send("READY=1\nSTATUS=running")
         if let w = notify.watchdogIntervalMs { watchdogCadence = Cadence(intervalMs: w) }

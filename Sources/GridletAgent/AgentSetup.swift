@@ -38,7 +38,7 @@ extension AgentPorts {
         var ports = AgentPorts(
             time: SystemTime(), queue: queue, devices: links, buses: config.buses.compactMap { busByName[$0.name] },
             makeMQTT: { (options, handler) throws(MQTTError) -> any MQTTPort in try MQTTClient(options: options, handler: handler) })
-        let socketPath = config.site.socket ?? Agent.defaultSocketPath()
+        let socketPath = SocketPath.resolve(configured: config.site.socket)
         do {
             ports.status = try StatusServer(path: socketPath, links: links, logger: logger)
         } catch {
@@ -60,11 +60,6 @@ extension Agent {
         } catch {
             throw AgentError("site.timezone \(name): \(path) is not a valid tz database file: \(error)")
         }
-    }
-
-    static func defaultSocketPath() -> String {
-        if let d = getenv("RUNTIME_DIRECTORY") { return String(cString: d).split(separator: ":").first.map(String.init)! + "/gridlet.sock" }
-        return "/run/gridlet/gridlet.sock"
     }
 
     static func randomBytes(_ count: Int) -> [UInt8] {
@@ -109,12 +104,6 @@ extension Agent {
             lastPersistError = error.description
             return false
         }
-    }
-
-    /// Returns the start-up code's pages to the kernel once the daemon's parsing and config
-    /// loading have run (they are not needed again).
-    func trimStartupCode() {
-        if getenv("GRIDLET_NO_TRIM") == nil { _ = gridlet_trim_code_pages() }
     }
 
     func mqttOptions() throws(AgentError) -> MQTTClientOptions {

@@ -1,3 +1,4 @@
+import Glibc
 import GridletCore
 import GridletModbus
 import GridletYAML
@@ -59,8 +60,31 @@ public enum Demo {
         """
     }
 
+    /// The demo's two simulated devices on free loopback ports, and the configuration that
+    /// polls them. Stop it when the agent returns.
+    public final class Site {
+        public let meterPort: Int
+        public let chargerPort: Int
+        public let loaded: ConfigLoading.Loaded
+        private let simulators: [ModbusSimulator]
+
+        /// Creates `stateDir`, starts the simulators (charger writes are logged to
+        /// `stateDir/charger-writes.jsonl`) and loads the configuration; errors pass through as they are.
+        public init(stateDir: String, mqttPort: Int) throws {
+            meterPort = freePort()
+            chargerPort = freePort()
+            try StateFile.makeDirectories(stateDir)
+            simulators = try Demo.startSimulators(meterPort: meterPort, chargerPort: chargerPort,
+                                                  writeLog: stateDir + "/charger-writes.jsonl")
+            loaded = try ConfigLoading.load(text: Demo.config(mqttPort: mqttPort, meterPort: meterPort, chargerPort: chargerPort,
+                                                              stateDir: stateDir), file: "demo")
+        }
+
+        public func stop() { for s in simulators { s.stop() } }
+    }
+
     /// Starts the two simulators (values change over time; writes are logged to `writeLog`).
-    public static func startSimulators(meterPort: Int, chargerPort: Int, writeLog: String?) throws -> [ModbusSimulator] {
+    static func startSimulators(meterPort: Int, chargerPort: Int, writeLog: String?) throws -> [ModbusSimulator] {
         guard let meter = try ProfileLibrary.builtin(named: "eastron-sdm630"),
               let charger = try ProfileLibrary.builtin(named: "vestel-evc04") else {
             throw AgentError("built-in demo profiles missing")
@@ -69,4 +93,21 @@ public enum Demo {
         for s in sims { try s.start() }
         return sims
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it), or 0.
+private func freePort() -> Int {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(s) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+            bind(s, sa, len) == 0 ? getsockname(s, sa, &len) : -1
+        }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
 }

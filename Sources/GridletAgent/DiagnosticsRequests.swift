@@ -11,7 +11,7 @@ import GridletModbus
 /// TIMEOUT_MS (1...60000) replaces the bus timeout for that request; diagnostics never retry.
 /// The CLI scans one unit per request so the daemon's polls go on between them.
 public enum DiagnosticsRequests {
-    public static func modbusJSON(bus: String, unit: Int, op: ModbusDiagnostics.Operation,
+    public static func modbusJSON(bus: String, unit: Int, op: ModbusOperation,
                                   result: Result<[UInt16], ModbusError>, via: String = "direct") -> String {
         var fields: [(String, JSONValue)] = [("via", .string(via)), ("bus", .string(bus)), ("unit", .number(Double(unit)))]
         switch op {
@@ -30,7 +30,7 @@ public enum DiagnosticsRequests {
         }
     }
 
-    public static func scanJSON(bus: String, results: [(unit: Int, probe: ModbusDiagnostics.Probe)], elapsedMs: Int64,
+    public static func scanJSON(bus: String, results: [(unit: Int, probe: ModbusProbe)], elapsedMs: Int64,
                                 via: String = "direct") -> String {
         let found = results.filter { $0.probe.found }.map { r -> JSONValue in
             var f: [(String, JSONValue)] = [("unit", .number(Double(r.unit)))]
@@ -70,7 +70,7 @@ public enum DiagnosticsRequests {
         guard words.count == 7, let unit = Int(words[2]), let fc = Int(words[4]), let address = Int(words[5]) else {
             return error("usage: modbus BUS UNIT read FC ADDRESS COUNT [TIMEOUT_MS] | modbus BUS UNIT write FC ADDRESS V1,V2,... [TIMEOUT_MS]")
         }
-        let op: ModbusDiagnostics.Operation
+        let op: ModbusOperation
         switch words[3] {
         case "read":
             guard let count = Int(words[6]) else { return error("count must be a number") }
@@ -82,7 +82,7 @@ public enum DiagnosticsRequests {
         default:
             return error("expected read or write, got '\(words[3])'")
         }
-        if let problem = ModbusDiagnostics.validate(op) { return error(problem) }
+        if let problem = op.problem { return error(problem) }
         return modbusJSON(bus: bus.name, unit: unit, op: op,
                           result: ModbusDiagnostics.perform(op, unit: unit, on: bus, deviceName: "modbus",
                                                             overrides: .init(timeoutMs: timeoutMs, retries: 0)),

@@ -1,8 +1,6 @@
 import ArgumentParser
-import Glibc
 import GridletAgent
 import GridletCore
-import GridletModbus
 import GridletYAML
 
 struct Gridlet: ParsableCommand {
@@ -30,28 +28,11 @@ func loadConfig(_ path: String, board: String? = nil) throws -> ConfigLoading.Lo
     }
 }
 
+/// `--socket` when given, else where the daemon of that configuration listens.
 func socketPath(config: String?, socket: String?) throws -> String {
     if let s = socket { return s }
     let loaded = try loadConfig(config ?? "/etc/gridlet/gridlet.yaml")
-    if let s = loaded.config.site.socket { return s }
-    if let d = getenv("RUNTIME_DIRECTORY") { return String(cString: d) + "/gridlet.sock" }
-    return "/run/gridlet/gridlet.sock"
-}
-
-func freePort() -> Int {
-    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(s) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-            bind(s, sa, len) == 0 ? getsockname(s, sa, &len) : -1
-        }
-    }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    return SocketPath.resolve(configured: loaded.config.site.socket)
 }
 
 struct Run: ParsableCommand {
@@ -78,19 +59,14 @@ struct Run: ParsableCommand {
     func run() throws {
         if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l)", code: 2) }
         var log = Logger(label: "gridlet", minimum: logLevel.flatMap { LogLevel(name: $0) } ?? .info)
-        var sims: [ModbusSimulator] = []
+        var site: Demo.Site?
         let loaded: ConfigLoading.Loaded
         if demo {
-            let meterPort = freePort(), chargerPort = freePort()
-            do {
-                try StateFile.makeDirectories(stateDir)
-                sims = try Demo.startSimulators(meterPort: meterPort, chargerPort: chargerPort, writeLog: stateDir + "/charger-writes.jsonl")
-                loaded = try ConfigLoading.load(text: Demo.config(mqttPort: mqttPort, meterPort: meterPort, chargerPort: chargerPort,
-                                                                  stateDir: stateDir), file: "demo")
-            } catch {
-                throw Failure("demo: \(error)")
-            }
-            log.notice("demo: simulated meter on 127.0.0.1:\(meterPort), charger on 127.0.0.1:\(chargerPort); broker 127.0.0.1:\(mqttPort)")
+            let s: Demo.Site
+            do { s = try Demo.Site(stateDir: stateDir, mqttPort: mqttPort) } catch { throw Failure("demo: \(error)") }
+            site = s
+            loaded = s.loaded
+            log.notice("demo: simulated meter on 127.0.0.1:\(s.meterPort), charger on 127.0.0.1:\(s.chargerPort); broker 127.0.0.1:\(mqttPort)")
         } else {
             loaded = try loadConfig(config, board: board)
         }
@@ -99,10 +75,10 @@ struct Run: ParsableCommand {
             let agent = try Agent(config: loaded.config, profiles: loaded.profiles, logger: log)
             try agent.run()
         } catch {
-            for s in sims { s.stop() }
+            site?.stop()
             throw Failure("\(error)")
         }
-        for s in sims { s.stop() }
+        site?.stop()
     }
 }
 
@@ -170,20 +146,7 @@ struct Read: ParsableCommand {
         guard let d = loaded.config.devices.first(where: { $0.name == device }) else {
             throw Failure("no device '\(device)' in \(config); configured: \(loaded.config.devices.map(\.name).joined(separator: ", "))", code: 2)
         }
-        let sock = loaded.config.site.socket ?? "/run/gridlet/gridlet.sock"
-        var answer: String
-        switch LocalClient.request("read \(([device] + points).joined(separator: " "))", socketPath: sock) {
-        case let .success(text): answer = text
-        case .failure:
-            // No daemon: read directly (we are then the only master on the bus).
-            guard let busConfig = loaded.config.bus(named: d.bus), let profile = loaded.profiles[d.profile] else {
-                throw Failure("device \(device) has no bus or profile")
-            }
-            let bus = ModbusBus(busConfig)
-            defer { bus.stop() }
-            let reader = DeviceReader(profile: profile, unit: d.unit, deviceName: d.name)
-            answer = DeviceRead.json(profile: profile, device: d.name, result: reader.read(on: bus), only: points)
-        }
+        let answer = try DeviceRead.request(d, points: points, configuration: loaded)
         guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer") }
         if json { print(answer) } else {
             if v["ok"]?.boolValue != true { throw Failure(v["error"]?.stringValue ?? answer) }

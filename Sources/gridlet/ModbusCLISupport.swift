@@ -1,4 +1,3 @@
-import Glibc
 import GridletCore
 
 /// Shared option parsing for the Modbus diagnostics commands (scan, modbus, simulate).

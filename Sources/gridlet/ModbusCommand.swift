@@ -2,8 +2,6 @@ import ArgumentParser
 import Glibc
 import GridletAgent
 import GridletCore
-import GridletModbus
-import GridletYAML
 
 /// Where a diagnostics command talks: a configured bus (through the daemon when it runs) or
 /// an endpoint given on the command line (through the daemon when a configured bus has that
@@ -25,18 +23,6 @@ struct BusTarget: ParsableArguments {
     @Option(name: .long, help: "Response timeout, e.g. 100ms or 1s.") var timeout: String = "500ms"
     @Option(name: .long, help: "Configuration file (to find the daemon and configured buses).") var config: String = "/etc/gridlet/gridlet.yaml"
 
-    enum Resolved {
-        case daemon(socket: String, bus: String)
-        case direct(name: String, transport: ModbusTransport, timeoutMs: Int, gapMs: Int, rs485Mode: RS485Mode, rtsDelayUs: Int?)
-
-        /// A bus thread for a direct connection (no retries: diagnostics report the first failure).
-        func directBus() -> ModbusBus? {
-            guard case let .direct(name, transport, timeoutMs, gapMs, mode, delay) = self else { return nil }
-            return ModbusBus(name: name, transport: transport, timeoutMs: timeoutMs, retries: 0, gapMs: gapMs,
-                             rs485Mode: mode, rtsDelayUs: delay)
-        }
-    }
-
     /// The --timeout in milliseconds.
     func timeoutMs() throws -> Int {
         let t = try ModbusCLI.durationMs(timeout, option: "--timeout")
@@ -44,7 +30,9 @@ struct BusTarget: ParsableArguments {
         return t
     }
 
-    func resolve() throws -> Resolved {
+    /// Checks the options and opens a diagnostics session on the bus they name (the session
+    /// decides between the daemon and a direct connection).
+    func session() throws -> ModbusDiagnosticsSession {
         let timeoutMs = try timeoutMs()
         guard let mode = RS485Mode(rawValue: rs485Mode) else {
             throw Failure("--rs485-mode: expected one of \(RS485Mode.allCases.map(\.rawValue).joined(separator: ", ")), got '\(rs485Mode)'", code: 2)
@@ -57,63 +45,24 @@ struct BusTarget: ParsableArguments {
         guard given == 1 else {
             throw Failure("give exactly one of --tcp HOST:PORT, --rtu DEVICE, --rtu-over-tcp HOST:PORT or --bus NAME", code: 2)
         }
-        var transport: ModbusTransport?
+        let endpoint: ModbusDiagnosticsSession.Endpoint
         if let tcp {
             let (h, p) = try ModbusCLI.hostPort(tcp)
-            transport = .tcp(host: h, port: p)
+            endpoint = .given(.tcp(host: h, port: p), name: tcp)
         } else if let rtuOverTcp {
             let (h, p) = try ModbusCLI.hostPort(rtuOverTcp)
-            transport = .rtuOverTCP(host: h, port: p)
+            endpoint = .given(.rtuOverTCP(host: h, port: p), name: rtuOverTcp)
         } else if let rtu {
             guard stopBits == 1 || stopBits == 2 else { throw Failure("--stop-bits: expected 1 or 2", code: 2) }
-            transport = .rtu(device: rtu, baud: baud, parity: try ModbusCLI.parity(parity), dataBits: 8, stopBits: stopBits, rs485: rs485)
+            endpoint = .given(.rtu(device: rtu, baud: baud, parity: try ModbusCLI.parity(parity), dataBits: 8, stopBits: stopBits, rs485: rs485),
+                              name: rtu)
+        } else {
+            endpoint = .configured(bus!)
         }
         // A configuration is optional unless --bus names one of its buses.
-        let loaded: ConfigLoading.Loaded?
-        if bus != nil || access(config, R_OK) == 0 {
-            loaded = try loadConfig(config)
-        } else {
-            loaded = nil
-        }
-        var busConfig: BusConfig?
-        if let bus {
-            guard let b = loaded?.config.bus(named: bus) else {
-                throw Failure("no bus '\(bus)' in \(config); configured: \((loaded?.config.buses ?? []).map(\.name).joined(separator: ", "))", code: 2)
-            }
-            busConfig = b
-        } else if let transport, let l = loaded {
-            busConfig = l.config.buses.first { ModbusTransport($0.kind).sameEndpoint(as: transport) }
-        }
-        if let busConfig, let l = loaded {
-            let sock = l.config.site.socket ?? "/run/gridlet/gridlet.sock"
-            if access(sock, F_OK) == 0 { return .daemon(socket: sock, bus: busConfig.name) }
-            return .direct(name: busConfig.name, transport: ModbusTransport(busConfig.kind), timeoutMs: timeoutMs,
-                           gapMs: Int(busConfig.gapMs), rs485Mode: busConfig.rs485Mode, rtsDelayUs: busConfig.rtsDelayUs)
-        }
-        let name = tcp ?? rtu ?? rtuOverTcp ?? "modbus"
-        let gap = tcp == nil ? 20 : 0
-        return .direct(name: name, transport: transport!, timeoutMs: timeoutMs, gapMs: gap, rs485Mode: mode, rtsDelayUs: rtsDelayUs)
-    }
-
-    /// Sends a request to the daemon; nil when no daemon listens (then the caller goes direct).
-    static func viaDaemon(_ line: String, socket: String, timeoutS: Int) throws -> String? {
-        switch LocalClient.request(line, socketPath: socket, timeoutS: timeoutS) {
-        case let .success(text): return text
-        case let .failure(e):
-            if e.description.hasPrefix("cannot reach the daemon") { return nil }
-            throw Failure(e.description)
-        }
-    }
-}
-
-extension ModbusTransport {
-    func sameEndpoint(as other: ModbusTransport) -> Bool {
-        switch (self, other) {
-        case let (.tcp(h1, p1), .tcp(h2, p2)): return h1 == h2 && p1 == p2
-        case let (.rtu(d1, _, _, _, _, _), .rtu(d2, _, _, _, _, _)): return d1 == d2
-        case let (.rtuOverTCP(h1, p1), .rtuOverTCP(h2, p2)): return h1 == h2 && p1 == p2
-        default: return false
-        }
+        let loaded = bus != nil || access(config, R_OK) == 0 ? try loadConfig(config) : nil
+        return try ModbusDiagnosticsSession(endpoint, timeoutMs: timeoutMs, rs485Mode: mode, rtsDelayUs: rtsDelayUs,
+                                            configuration: loaded, configPath: config)
     }
 }
 
@@ -139,23 +88,11 @@ struct ModbusCommand: ParsableCommand {
         }
     }
 
-    static func run(_ op: ModbusDiagnostics.Operation, unit: Int, target: BusTarget) throws -> String {
-        if let problem = ModbusDiagnostics.validate(op) { throw Failure(problem, code: 2) }
-        switch try target.resolve() {
-        case let .daemon(socket, bus):
-            let line: String
-            switch op {
-            case let .read(fc, a, c): line = "modbus \(bus) \(unit) read \(fc) \(a) \(c)"
-            case let .write(fc, a, v): line = "modbus \(bus) \(unit) write \(fc) \(a) \(v.map(String.init).joined(separator: ","))"
-            }
-            let t = try target.timeoutMs()
-            if let answer = try BusTarget.viaDaemon(line + " \(t)", socket: socket, timeoutS: 10 + t / 1000) { return answer }
-            fallthrough
-        default:
-            guard let bus = try target.resolveDirect().directBus() else { fatalError() }
-            defer { bus.stop() }
-            return DiagnosticsRequests.modbusJSON(bus: bus.name, unit: unit, op: op, result: ModbusDiagnostics.perform(op, unit: unit, on: bus))
-        }
+    static func run(_ op: ModbusOperation, unit: Int, target: BusTarget) throws -> String {
+        if let problem = op.problem { throw Failure(problem, code: 2) }
+        let session = try target.session()
+        defer { session.close() }
+        return try session.perform(op, unit: unit)
     }
 
     /// Prints the answer; decodes the registers by type and word order.
@@ -218,20 +155,6 @@ struct ModbusCommand: ParsableCommand {
             let regs = values.flatMap { RegisterCodec.encode($0, type: type, order: order) }
             let answer = try ModbusCommand.run(.write(function: function, address: address, values: regs), unit: layout.unit, target: target)
             try ModbusCommand.report(answer, type: type, order: order, json: layout.json)
-        }
-    }
-}
-
-extension BusTarget {
-    /// Like `resolve`, but never through the daemon (it was not reachable).
-    func resolveDirect() throws -> Resolved {
-        switch try resolve() {
-        case let .daemon(_, busName):
-            let loaded = try loadConfig(config)
-            guard let b = loaded.config.bus(named: busName) else { throw Failure("no bus \(busName)") }
-            return .direct(name: b.name, transport: ModbusTransport(b.kind), timeoutMs: try timeoutMs(), gapMs: Int(b.gapMs),
-                           rs485Mode: b.rs485Mode, rtsDelayUs: b.rtsDelayUs)
-        case let d: return d
         }
     }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
-import Glibc
+import GridletAgent
 import GridletCore
-import GridletModbus
 import GridletYAML
 
 struct Simulate: ParsableCommand {
@@ -35,39 +34,37 @@ struct Simulate: ParsableCommand {
     func run() throws {
         let p: DeviceProfile
         do { p = try ProfileLibrary.profile(profile) } catch { throw Failure("\(error)", code: 2) }
-        guard let f = SimulatorFault(fault) else { throw Failure("--fault: expected none, no-answer, exception:N or slow:MS, got '\(fault)'", code: 2) }
+        guard let f = DeviceSimulation.Fault(fault) else {
+            throw Failure("--fault: expected none, no-answer, exception:N or slow:MS, got '\(fault)'", code: 2)
+        }
         if p.sunspec != nil, SunSpec.length(ofModel: sunspecModel) == nil {
             throw Failure("--sunspec-model: expected 201-204 or 211-214, got \(sunspecModel)", code: 2)
         }
-        let transport: SimulatorTransport
-        var listener: RTUOverTCPListener?
-        defer { listener?.stop() }
+        let place: DeviceSimulation.Place
         if rtuOverTcp {
             guard rtu == nil else { throw Failure("give --rtu DEVICE or --rtu-over-tcp, not both", code: 2) }
-            let u = unit ?? p.defaultUnit
-            guard (1...247).contains(u) else { throw Failure("--unit: RTU unit ids are 1...247 (the profile says \(p.defaultUnit); pass --unit)", code: 2) }
-            guard let l = RTUOverTCPListener(host: host, port: port) else {
-                throw Failure("cannot listen on \(host):\(port): \(String(cString: strerror(errno)))")
-            }
-            l.start()
-            listener = l
-            transport = .rtu(device: l.devicePath, baud: 115_200, parity: .none, dataBits: 8, stopBits: 1, unit: u)
+            place = .rtuOverTCP(host: host, port: port, unit: try rtuUnit(p))
         } else if let rtu {
             let par = try ModbusCLI.parity(parity)
             guard stopBits == 1 || stopBits == 2 else { throw Failure("--stop-bits: expected 1 or 2", code: 2) }
-            let u = unit ?? p.defaultUnit
-            guard (1...247).contains(u) else { throw Failure("--unit: RTU unit ids are 1...247 (the profile says \(p.defaultUnit); pass --unit)", code: 2) }
-            transport = .rtu(device: rtu, baud: baud, parity: par, dataBits: 8, stopBits: stopBits, unit: u)
+            place = .rtu(device: rtu, baud: baud, parity: par, stopBits: stopBits, unit: try rtuUnit(p))
         } else {
-            transport = .tcp(host: host, port: port)
+            place = .tcp(host: host, port: port)
         }
-        let sim = ModbusSimulator(profile: p, transport: transport, frozen: frozen, voltage: voltage, writeLog: writeLog,
-                                  sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: Set(unimplemented),
-                                  fault: f, faultUnit: faultUnit, faultFile: faultFile)
+        let sim = try DeviceSimulation(profile: p, place: place, frozen: frozen, voltage: voltage, writeLog: writeLog,
+                                       sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: Set(unimplemented),
+                                       fault: f, faultUnit: faultUnit, faultFile: faultFile)
         installSimulatorSignals()
-        let place = rtuOverTcp ? "RTU over TCP \(host):\(port) unit \(unit ?? p.defaultUnit)"
+        let shown = rtuOverTcp ? "RTU over TCP \(host):\(port) unit \(unit ?? p.defaultUnit)"
             : rtu.map { "RTU \($0) unit \(unit ?? p.defaultUnit) \(baud) \(parity) \(stopBits) stop" } ?? "\(host):\(port)"
-        printError("<5>gridlet simulate: \(p.name) on \(place)\(frozen ? " (frozen)" : "")\(f == .none ? "" : " fault \(f)")")
-        do { try sim.runForever(until: { simulatorStop() }) } catch { throw Failure("\(error)") }
+        printError("<5>gridlet simulate: \(p.name) on \(shown)\(frozen ? " (frozen)" : "")\(f.isNone ? "" : " fault \(f)")")
+        try sim.run(until: { simulatorStop() })
+    }
+
+    /// --unit, else the profile's; RTU addresses units 1...247.
+    func rtuUnit(_ p: DeviceProfile) throws -> Int {
+        let u = unit ?? p.defaultUnit
+        guard (1...247).contains(u) else { throw Failure("--unit: RTU unit ids are 1...247 (the profile says \(p.defaultUnit); pass --unit)", code: 2) }
+        return u
     }
 }

@@ -1,5 +1,6 @@
-/// Device profiles compiled into the binary (it is static: no resource files).
-/// Parse them with `ProfileLibrary` (GridletYAML); the core cannot use the YAML parser.
+/// Device profiles compiled into the binary (it is static: no resource files). They are YAML
+/// texts, so they live beside the parser (read them through `ProfileLibrary`); the core only
+/// decodes documents that were already parsed.
 public enum BuiltinProfiles {
     public static let sources: [(name: String, yaml: String)] = [
         ("eastron-sdm630", eastronSDM630),
