@@ -15,15 +15,16 @@ let package = Package(
         .systemLibrary(name: "CMosquitto"),
         .systemLibrary(name: "CYAML"),
         .target(name: "CGridletSys"),
+        .target(name: "GridletSys", dependencies: ["CGridletSys"]),
         .target(name: "GridletCore"),
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
-        .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletCore"]),
-        .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletCore"]),
+        .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletSys", "GridletCore"]),
+        .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletSys", "GridletCore"]),
         .target(name: "GridletQueue", dependencies: ["GridletCore"]),
         .target(name: "GridletAgent", dependencies: [
-            "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys",
+            "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys", "GridletSys",
         ]),
-        .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue"]),
+        .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue", "GridletSys"]),
         .executableTarget(name: "gridlet", dependencies: [
             "GridletAgent", "CGridletSys",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -35,6 +36,7 @@ let package = Package(
         .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue", "GridletCore"]),
         .testTarget(name: "GridletMQTTTests", dependencies: ["GridletMQTT", "GridletCore"]),
         .testTarget(name: "GridletAgentTests", dependencies: ["GridletAgent", "GridletCore"]),
+        .testTarget(name: "GridletSysTests", dependencies: ["GridletSys"]),
     ],
     swiftLanguageModes: [.v6]
 )
