@@ -1,5 +1,6 @@
 import GridletCore
 import GridletModbus
+import GridletSys
 
 /// Diagnostics requests on the local socket and their JSON answers (also used by the CLI when
 /// no daemon runs, so both paths print the same).
@@ -63,9 +64,9 @@ public enum DiagnosticsRequests {
             guard words.count == 4, let from = Int(words[2]), let to = Int(words[3]), from >= 0, from <= to, to <= 255 else {
                 return error("usage: scan BUS FROM TO [TIMEOUT_MS]")
             }
-            let start = Clock.monoMs()
+            let start = SystemClock.monoMs()
             let results = ModbusDiagnostics.scan(from...to, on: bus, timeoutMs: timeoutMs)
-            return scanJSON(bus: bus.name, results: results, elapsedMs: Clock.monoMs() - start, via: "daemon")
+            return scanJSON(bus: bus.name, results: results, elapsedMs: SystemClock.monoMs() - start, via: "daemon")
         }
         guard words.count == 7, let unit = Int(words[2]), let fc = Int(words[4]), let address = Int(words[5]) else {
             return error("usage: modbus BUS UNIT read FC ADDRESS COUNT [TIMEOUT_MS] | modbus BUS UNIT write FC ADDRESS V1,V2,... [TIMEOUT_MS]")
