@@ -15,15 +15,16 @@ let package = Package(
         .systemLibrary(name: "CMosquitto"),
         .systemLibrary(name: "CYAML"),
         .target(name: "CGridletSys"),
+        .target(name: "GridletSys", dependencies: ["CGridletSys"]),
         .target(name: "GridletCore"),
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
-        .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletCore"]),
-        .target(name: "GridletMQTT", dependencies: ["CMosquitto"]),
+        .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletSys", "GridletCore"]),
+        .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletSys"]),
         .target(name: "GridletQueue"),
         .target(name: "GridletAgent", dependencies: [
-            "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys",
+            "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys", "GridletSys",
         ]),
-        .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue"]),
+        .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue", "GridletSys"]),
         .executableTarget(name: "gridlet", dependencies: [
             "GridletAgent", "GridletCore", "GridletYAML",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -37,6 +38,7 @@ let package = Package(
         .testTarget(name: "GridletAgentTests", dependencies: [
             "GridletAgent", "GridletCore", "GridletModbus", "GridletMQTT", "GridletQueue", "GridletYAML",
         ]),
+        .testTarget(name: "GridletSysTests", dependencies: ["GridletSys"]),
     ],
     swiftLanguageModes: [.v6]
 )

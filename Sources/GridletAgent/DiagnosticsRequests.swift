@@ -1,5 +1,6 @@
 import GridletCore
 import GridletModbus
+import GridletSys
 
 /// Diagnostics requests on the local socket and their JSON answers (also used by the CLI when
 /// no daemon runs, so both paths print the same).

@@ -1,4 +1,6 @@
 import Glibc
+import GridletCore
+import GridletSys
 import Synchronization
 
 /// Log lines for journald: `<N>` syslog priority prefix, no timestamp (journald adds one).
@@ -35,16 +37,10 @@ public struct Logger: Sendable {
     public func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
         guard level >= minimum else { return }
         var line = "<\(level.rawValue)>"
-        if Logger.withTime { line += SystemClock.rfc3339Now() + " " }
+        if Logger.withTime { line += Timestamp.format(ms: SystemClock.wallMs()) + " " }
         line += "\(label): \(message())\n"
-        Logger.lock.withLock { _ in
-            var bytes = Array(line.utf8)[...]
-            while !bytes.isEmpty {
-                let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-                if n < 0 { if errno == EINTR { continue }; break }
-                bytes = bytes.dropFirst(n)
-            }
-        }
+        // A log line that cannot be written has nowhere else to go.
+        Logger.lock.withLock { _ in try? FileDescriptor.standardError.writeAll(line.utf8) }
     }
 
     public func error(_ m: @autoclosure () -> String) { log(.error, m()) }

@@ -1,5 +1,6 @@
 import Glibc
 import GridletCore
+import GridletSys
 import Synchronization
 
 /// What `state_dir/metrics.prom` reports: a snapshot of the agent taken by the control loop,
@@ -127,11 +128,7 @@ final class PollCounters: Sendable {
         if success { ok.add(1, ordering: .relaxed) } else { errors.add(1, ordering: .relaxed) }
     }
 
-    static func monoUs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-    }
+    static func monoUs() -> Int64 { SystemClock.monoUs() }
 }
 
 /// Writes `state_dir/metrics.prom` at most every `intervalMs` (temporary file + rename, so the
@@ -147,20 +144,22 @@ final class MetricsFile {
         nextMonoMs = nowMono + MetricsFile.intervalMs
         let text = snapshot().render()
         let tmp = path + ".tmp"
+        // The errno of the step that failed, read right after it (close and rename would overwrite it).
+        var failure: Int32 = 0
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        var ok = fd >= 0
-        if ok {
-            var bytes = Array(text.utf8)[...]
-            while !bytes.isEmpty {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                if n < 0 { if errno == EINTR { continue }; ok = false; break }
-                bytes = bytes.dropFirst(n)
+        if fd < 0 {
+            failure = errno
+        } else {
+            do {
+                try FileDescriptor(rawValue: fd).writeAll(text.utf8)
+            } catch {
+                failure = error.rawValue
             }
             close(fd)
         }
-        if ok { ok = rename(tmp, path) == 0 }
-        if !ok, !failed { log.warning("cannot write \(path): \(String(cString: strerror(errno)))") }
-        failed = !ok
+        if failure == 0, rename(tmp, path) != 0 { failure = errno }
+        if failure != 0, !failed { log.warning("cannot write \(path): \(Errno(rawValue: failure))") }
+        failed = failure != 0
     }
 }
 

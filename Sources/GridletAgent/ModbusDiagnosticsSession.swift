@@ -1,3 +1,4 @@
+import GridletSys
 import Glibc
 import GridletCore
 import GridletModbus

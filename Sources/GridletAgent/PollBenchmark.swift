@@ -1,3 +1,4 @@
+import GridletSys
 import GridletCore
 import GridletModbus
 

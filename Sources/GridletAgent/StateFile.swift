@@ -1,4 +1,5 @@
 import Glibc
+import GridletSys
 
 /// Small files written atomically: write a temporary file, fsync it, rename over the old
 /// one, fsync the directory. A power cut leaves either the old or the new content.
@@ -14,14 +15,11 @@ public enum StateFile {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw IOError(path: tmp, operation: "create", errno: errno) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + offset, $0.count - offset, off_t(offset)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno; close(fd); throw IOError(path: tmp, operation: "write", errno: e)
-            }
-            offset += n
+        do {
+            try FileDescriptor(rawValue: fd).writeAll(bytes)
+        } catch {
+            close(fd)
+            throw IOError(path: tmp, operation: "write", errno: error.rawValue)
         }
         if fsync(fd) != 0 { let e = errno; close(fd); throw IOError(path: tmp, operation: "fsync", errno: e) }
         close(fd)

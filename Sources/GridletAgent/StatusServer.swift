@@ -1,8 +1,8 @@
-import CGridletSys
 import Dispatch
 import Glibc
 import GridletCore
 import GridletModbus
+import GridletSys
 import Synchronization
 
 /// The local CLI socket (`site.socket`, mode 0660). One request line per connection:
@@ -22,7 +22,7 @@ final class StatusServer: Sendable {
     private let links: [DeviceLink]
     private let log: Logger
     private let running = Atomic<Bool>(false)
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread = Mutex<PosixThread?>(nil)
     /// Set by the agent: requests that the control loop must answer.
     let controlLoop = Mutex<ControlLoopChannel?>(nil)
 
@@ -76,21 +76,14 @@ final class StatusServer: Sendable {
 
     func start() {
         running.store(true, ordering: .relaxed)
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        let rc = pthread_create(&t, nil, { arg in
-            let server = Unmanaged<StatusServer>.fromOpaque(arg!).takeRetainedValue()
-            gridlet_set_thread_name("gridlet-socket")
-            server.serve()
-            return nil
-        }, box.toOpaque())
-        if rc == 0 { thread.withLock { $0 = t } } else { box.release() }
+        let t = try? PosixThread.start(name: "gridlet-socket") { [self] in serve() }
+        thread.withLock { $0 = t }
     }
 
     func stop() {
         running.store(false, ordering: .relaxed)
         shutdown(fd, Int32(SHUT_RDWR))
-        if let t = thread.withLock({ v -> pthread_t? in defer { v = nil }; return v }) { pthread_join(t, nil) }
+        if let t = thread.withLock({ v -> PosixThread? in defer { v = nil }; return v }) { t.join() }
         close(fd)
         unlink(path)
     }

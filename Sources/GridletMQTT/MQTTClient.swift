@@ -1,5 +1,6 @@
 import CMosquitto
 import Glibc
+import GridletSys
 import Synchronization
 
 /// What the libmosquitto network thread reports. Topic and payload are copied before the
@@ -85,12 +86,6 @@ final class EventSink: Sendable {
     }
 }
 
-private final class NetworkThreadContext {
-    let client: MQTTClient
-    let firstConnectFailed: Bool
-    init(client: MQTTClient, firstConnectFailed: Bool) { self.client = client; self.firstConnectFailed = firstConnectFailed }
-}
-
 private let libraryInit: Void = { _ = mosquitto_lib_init() }()
 
 /// A thin wrapper over one `struct mosquitto` run by libmosquitto's own network thread
@@ -104,7 +99,7 @@ public final class MQTTClient: @unchecked Sendable {
     private let sink: EventSink
     private let options: MQTTClientOptions
     private let stopped = Mutex(false)
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread = Mutex<PosixThread?>(nil)
 
     public init(options: MQTTClientOptions, handler: @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) {
         _ = libraryInit
@@ -171,16 +166,11 @@ public final class MQTTClient: @unchecked Sendable {
     /// `mosquitto_loop` itself.
     public func start() throws(MQTTError) {
         try check(mosquitto_threaded_set(mosq, true), "enable threaded mode")
-        let box = Unmanaged.passRetained(NetworkThreadContext(client: self, firstConnectFailed: false))
-        var t = pthread_t()
-        let created = pthread_create(&t, nil, { arg in
-            let ctx = Unmanaged<NetworkThreadContext>.fromOpaque(arg!).takeRetainedValue()
-            ctx.client.runNetworkLoop()
-            return nil
-        }, box.toOpaque())
-        guard created == 0 else {
-            box.release()
-            throw MQTTError(code: Int32(MOSQ_ERR_ERRNO.rawValue), operation: "start the MQTT network thread", errno: created)
+        let t: PosixThread
+        do {
+            t = try PosixThread.start { [self] in runNetworkLoop() }
+        } catch {
+            throw MQTTError(code: Int32(MOSQ_ERR_ERRNO.rawValue), operation: "start the MQTT network thread", errno: error.rawValue)
         }
         thread.withLock { $0 = t }
     }
@@ -338,7 +328,7 @@ public final class MQTTClient: @unchecked Sendable {
         if already { return }
         _ = mosquitto_disconnect(mosq)
         // Let the loop send the DISCONNECT, then end the thread (it checks `stopped` every 100 ms).
-        if let t = thread.withLock({ v -> pthread_t? in defer { v = nil }; return v }) { pthread_join(t, nil) }
+        if let t = thread.withLock({ v -> PosixThread? in defer { v = nil }; return v }) { t.join() }
     }
 
     /// True between a successful CONNACK and the next disconnect.

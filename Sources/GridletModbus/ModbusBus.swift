@@ -1,6 +1,7 @@
 import CModbus
 import GridletCore
 import Glibc
+import GridletSys
 
 /// One Modbus transaction.
 public enum ModbusRequest: Sendable, Equatable {
@@ -39,7 +40,7 @@ public final class ModbusBus: Sendable {
     }
     private let queue = LockedCondition(QueueState())
     private let directionInUse = LockedCondition<String?>(nil)
-    private let thread: pthread_t?
+    private let thread: PosixThread?
 
     public init(name: String, transport: ModbusTransport, timeoutMs: Int = 500, retries: Int = 2, gapMs: Int = 0,
                 rs485Mode: RS485Mode = .auto, rtsDelayUs: Int? = nil) {
@@ -52,7 +53,7 @@ public final class ModbusBus: Sendable {
         self.rtsDelayUs = rtsDelayUs
         let queue = self.queue
         let directionInUse = self.directionInUse
-        thread = PosixThread.start {
+        thread = try? PosixThread.start {
             let connection = ModbusConnection(busName: name, transport: transport, timeoutMs: timeoutMs,
                                               retries: retries, gapMs: gapMs, rs485Mode: rs485Mode, rtsDelayUs: rtsDelayUs)
             ModbusBus.serve(queue: queue, connection: connection, direction: directionInUse)
@@ -85,14 +86,14 @@ public final class ModbusBus: Sendable {
     /// Runs a request and waits for its result. Must not be called from the bus thread
     /// (e.g. from a completion handler): that would wait forever, so it traps instead.
     public func perform(_ request: ModbusRequest, overrides: Overrides = Overrides()) -> Result<[UInt16], ModbusError> {
-        if let thread { precondition(!PosixThread.isCurrent(thread), "ModbusBus.perform called on the bus thread") }
+        if let thread { precondition(!thread.isCurrent, "ModbusBus.perform called on the bus thread") }
         let slot = LockedCondition<Result<[UInt16], ModbusError>?>(nil)
         submit(request, overrides: overrides) { result in slot.withLock { $0 = result } }
         return slot.wait { $0 }!
     }
 
     /// True when called on this bus's own thread (e.g. from a completion handler).
-    public var isOnBusThread: Bool { thread.map(PosixThread.isCurrent) ?? false }
+    public var isOnBusThread: Bool { thread?.isCurrent ?? false }
 
     /// Convenience: reads registers and waits.
     public func read(table: RegisterTable, address: Int, count: Int, unit: Int, deviceName: String? = nil) -> Result<[UInt16], ModbusError> {
@@ -111,7 +112,7 @@ public final class ModbusBus: Sendable {
             defer { state.stopping = true }
             return !state.stopping
         }
-        if first, let thread { PosixThread.joinOrDetach(thread) }
+        if first, let thread { thread.join() }
     }
 
     private func stoppedError(_ request: ModbusRequest) -> ModbusError {

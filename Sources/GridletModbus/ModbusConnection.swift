@@ -2,6 +2,7 @@ import CGridletSys
 import CModbus
 import GridletCore
 import Glibc
+import GridletSys
 
 /// Where a bus is.
 public enum ModbusTransport: Sendable, Equatable {
@@ -243,7 +244,7 @@ public final class ModbusConnection {
         var lastError: ModbusError?
         for _ in 0...(overrideRetries.map { max(0, $0) } ?? retries) {
             keepGap()
-            defer { lastTransactionEndMs = Clock.monotonicMs() }
+            defer { lastTransactionEndMs = SystemClock.monoMs() }
             do throws(ModbusError) {
                 try open(device: device, unit: unit, function: function, address: address, count: count)
             } catch {
@@ -286,8 +287,8 @@ public final class ModbusConnection {
 
     private func keepGap() {
         guard gapMs > 0, lastTransactionEndMs > 0 else { return }
-        let wait = lastTransactionEndMs + Int64(gapMs) - Clock.monotonicMs()
-        Clock.sleepMs(wait)
+        let wait = lastTransactionEndMs + Int64(gapMs) - SystemClock.monoMs()
+        SystemClock.sleepMs(wait)
     }
 
     private func error(code: Int32, device: String?, unit: Int, function: String, address: Int, count: Int) -> ModbusError {

@@ -1,5 +1,6 @@
 import GridletCore
 import Glibc
+import GridletSys
 import Synchronization
 
 /// A write request the simulator received (fc 6 or fc 16).
@@ -89,7 +90,7 @@ public final class ModbusSimulator: Sendable {
     private struct Shared: Sendable {
         var values: [String: Double] = [:]
         var writes: [ModbusWrite] = []
-        var thread: pthread_t?
+        var thread: PosixThread?
         var fault: SimulatorFault = .none
         var faultUnit: Int?
         var requests = 0
@@ -159,7 +160,7 @@ public final class ModbusSimulator: Sendable {
         if isRunning { return }
         stopRequested.store(false, ordering: .sequentiallyConsistent)
         let started = LockedCondition<Result<Void, ModbusError>?>(nil)
-        guard let tid = PosixThread.start({ [self] in
+        guard let tid = try? PosixThread.start({ [self] in
             let engine = SimulatorEngine(self)
             do throws(ModbusError) {
                 try engine.bind()
@@ -178,7 +179,7 @@ public final class ModbusSimulator: Sendable {
         case .success:
             shared.withLock { $0.thread = tid }
         case let .failure(e):
-            pthread_join(tid, nil)
+            tid.join()
             throw e
         }
     }
@@ -186,11 +187,11 @@ public final class ModbusSimulator: Sendable {
     /// Stops serving, closes the listening and client sockets and joins the thread. Idempotent.
     public func stop() {
         stopRequested.store(true, ordering: .sequentiallyConsistent)
-        let tid = shared.withLock { state -> pthread_t? in
+        let tid = shared.withLock { state -> PosixThread? in
             defer { state.thread = nil }
             return state.thread
         }
-        if let tid { PosixThread.joinOrDetach(tid) }
+        if let tid { tid.join() }
     }
 
     /// Serves on the calling thread until `shouldStop()` returns true (checked about every 100 ms)

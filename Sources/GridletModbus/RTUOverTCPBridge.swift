@@ -1,5 +1,6 @@
 import CGridletSys
 import Glibc
+import GridletSys
 import Synchronization
 
 /// Modbus RTU frames over a raw TCP connection (serial-to-Ethernet adapters in "transparent"
@@ -30,7 +31,7 @@ final class RTUOverTCPBridge: Sendable {
     private let master: Int32
     private let heldSlave: Int32
     private let stopping = Atomic<Bool>(false)
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread = Mutex<PosixThread?>(nil)
 
     /// Creates the pty pair; the thread starts with `start()`. Returns nil with errno set when
     /// no pty can be allocated.
@@ -81,20 +82,13 @@ final class RTUOverTCPBridge: Sendable {
     func start() {
         thread.withLock { t in
             guard t == nil else { return }
-            let box = Unmanaged.passRetained(self)
-            t = PosixThread.start {
-                let bridge = box.takeRetainedValue()
-                bridge.run()
-            }
-            if t == nil { box.release() }
+            t = try? PosixThread.start(name: "gridlet-rtutcp") { [self] in run() }
         }
     }
 
     func stop() {
         stopping.store(true, ordering: .relaxed)
-        if let t = thread.withLock({ t -> pthread_t? in defer { t = nil }; return t }) {
-            PosixThread.joinOrDetach(t)
-        }
+        if let t = thread.withLock({ t -> PosixThread? in defer { t = nil }; return t }) { t.join() }
     }
 
     /// Waits up to `timeoutMs` for the TCP connection (at least one attempt); nil when
@@ -110,7 +104,6 @@ final class RTUOverTCPBridge: Sendable {
     }
 
     private func run() {
-        gridlet_set_thread_name("gridlet-rtutcp")
         var sock: Int32 = -1
         var backoffMs: Int64 = 100
         var nextAttemptMs: Int64 = 0
@@ -118,7 +111,7 @@ final class RTUOverTCPBridge: Sendable {
         func disconnect(_ code: Int32) {
             if sock >= 0 { close(sock) }
             sock = -1
-            nextAttemptMs = Clock.monotonicMs() + backoffMs
+            nextAttemptMs = SystemClock.monoMs() + backoffMs
             backoffMs = min(backoffMs * 2, 5000)
             state.withLock { $0.connected = false; $0.lastErrno = code }
         }
@@ -138,7 +131,7 @@ final class RTUOverTCPBridge: Sendable {
                 }
                 continue
             }
-            if sock < 0 && Clock.monotonicMs() >= nextAttemptMs {
+            if sock < 0 && SystemClock.monoMs() >= nextAttemptMs {
                 let fd = gridlet_tcp_connect(host, Int32(port), 2000)
                 if fd >= 0 {
                     sock = fd

@@ -1,6 +1,7 @@
 import CModbus
 import GridletCore
 import Glibc
+import GridletSys
 
 let gridletSimulatorVersion = "sim-1"
 
@@ -82,7 +83,7 @@ final class SimulatorEngine {
             layOutSunSpec(mapping.pointee.tab_registers)
         }
         model.initialiseControl(holding: mapping.pointee.tab_registers)
-        lastUpdateMs = Clock.monotonicMs()
+        lastUpdateMs = SystemClock.monoMs()
         checkFaultFile(force: true)
         refresh(dtSeconds: 0)
     }
@@ -121,7 +122,7 @@ final class SimulatorEngine {
 
     private func checkFaultFile(force: Bool = false) {
         guard let path = sim.faultFile else { return }
-        let now = Clock.monotonicMs()
+        let now = SystemClock.monoMs()
         guard force || now - lastFaultCheckMs >= 100 else { return }
         lastFaultCheckMs = now
         var text = "none"
@@ -211,7 +212,7 @@ final class SimulatorEngine {
                 }
             }
             checkFaultFile()
-            let now = Clock.monotonicMs()
+            let now = SystemClock.monoMs()
             if now - lastUpdateMs >= Int64(sim.updateIntervalMs) {
                 let dt = Double(now - lastUpdateMs) / 1000
                 lastUpdateMs = now
@@ -231,7 +232,7 @@ final class SimulatorEngine {
             _ = query.withUnsafeBufferPointer { modbus_reply_exception(ctx, $0.baseAddress, UInt32(code)) }
             return
         case let .slow(ms):
-            Clock.sleepMs(Int64(ms))
+            SystemClock.sleepMs(Int64(ms))
         case .none:
             break
         }
@@ -267,12 +268,12 @@ final class SimulatorEngine {
         func word(_ i: Int) -> UInt16 { UInt16(q[i]) << 8 | UInt16(q[i + 1]) }
         switch fc {
         case 6:
-            return ModbusWrite(timestampMs: Clock.wallMs(), unit: unit, address: address, values: [word(h + 3)])
+            return ModbusWrite(timestampMs: SystemClock.wallMs(), unit: unit, address: address, values: [word(h + 3)])
         case 16:
             let count = Int(word(h + 3))
             guard length >= h + 6 + 2 * count, (1...123).contains(count), address + count <= 65536 else { return nil }
             let values = (0..<count).map { word(h + 6 + 2 * $0) }
-            return ModbusWrite(timestampMs: Clock.wallMs(), unit: unit, address: address, values: values)
+            return ModbusWrite(timestampMs: SystemClock.wallMs(), unit: unit, address: address, values: values)
         default:
             return nil
         }

@@ -19,19 +19,14 @@
 //        [--seed S] [--ops N]   (ops 0 = until killed)
 import Glibc
 import GridletQueue
+import GridletSys
 
 func out(_ s: String) {
-    var b = Array((s + "\n").utf8)[...]
-    while !b.isEmpty {
-        let n = b.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-        if n <= 0 { if errno == EINTR { continue }; exit(3) }
-        b = b.dropFirst(n)
-    }
+    do { try FileDescriptor.standardOutput.writeAll((s + "\n").utf8) } catch { exit(3) }
 }
 
 func fail(_ s: String) -> Never {
-    var b = Array(("gridlet-queue-stress: " + s + "\n").utf8)
-    _ = b.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    try? FileDescriptor.standardError.writeAll(("gridlet-queue-stress: " + s + "\n").utf8)
     exit(2)
 }
 
