@@ -68,6 +68,7 @@ public final class Agent {
     var snapshotCadence = Cadence(intervalMs: 100)
     var clockCheckCadence = Cadence(intervalMs: 10_000)
     var ledgerSaveCadence = Cadence(intervalMs: 60_000)
+    var commSaveCadence = Cadence(intervalMs: 30_000)
     var watchdogCadence: Cadence?
     var lastStateKey = ""
     var lastStatePublishMonoMs: Int64 = Int64.min / 2
@@ -119,6 +120,8 @@ public final class Agent {
         engine.settings.hasControllableDevice = !drivers.isEmpty
         engine.configureSchedules(config.schedules, holidays: config.holidays, zone: zone)
         restoreControlState()
+        commSaveCadence = Cadence(intervalMs: min(30_000, max(1000, c.commLossTimeoutMs / 4)))
+        restoreComm()
     }
 
     // MARK: run
@@ -182,6 +185,7 @@ public final class Agent {
         mqtt = nil
         status?.stop()
         for b in buses { b.stop() }
+        saveComm(nowWall: time.wallMs(), durable: true)
         do { try queue.sync() } catch { log.error("queue sync at stop failed: \(error)") }
         saveLedger(syncQueue: false)
         queue.close()
@@ -243,6 +247,7 @@ public final class Agent {
         }
         control(nowWall: nowWall, nowMono: nowMono)
         if telemetryCadence.due(nowMs: nowMono) { produceTelemetry(nowWall: nowWall) }
+        if commSaveCadence.due(nowMs: nowMono) { saveComm(nowWall: nowWall, durable: false) }
         pump()
         // State and the status snapshot are rebuilt at most every 100 ms: a turn happens for
         // every PUBACK while a backlog drains, and they need not.

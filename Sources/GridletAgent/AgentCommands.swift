@@ -14,6 +14,7 @@ extension Agent {
             pipeline.sessionUp()
             lastMQTTError = nil
             engine.sessionConnected(nowMs: nowWall)
+            saveComm(nowWall: nowWall, durable: true)
             log.notice("connected to \(config.mqtt.host):\(config.mqtt.port) (session \(sessionPresent ? "resumed" : "new"))")
             do throws(MQTTError) {
                 try mqtt?.subscribe("\(root)/cmd/+", qos: 1)
@@ -27,6 +28,7 @@ extension Agent {
             if pipeline.connected { log.warning("disconnected from broker (\(rc == 0 ? "clean" : MQTTError.message(rc)))") }
             pipeline.sessionDown()
             engine.sessionDisconnected(nowMs: nowWall)
+            saveComm(nowWall: nowWall, durable: true)
         case let .published(mid, reason):
             if let seq = pipeline.acknowledged(mid: mid) {
                 if reason >= 0x80 { log.error("broker rejected record seq \(seq) (reason \(reason)); dropping it") }

@@ -3,6 +3,8 @@ import GridletSys
 
 /// Small files written atomically: write a temporary file, fsync it, rename over the old
 /// one, fsync the directory. A power cut leaves either the old or the new content.
+/// `durable: false` skips the fsyncs: the rename still makes a kill -9 leave old or new, and
+/// after a power cut the file may be older (used where older is the safe direction).
 public enum StateFile {
     public struct IOError: Error, Sendable, CustomStringConvertible {
         public var path: String
@@ -11,7 +13,7 @@ public enum StateFile {
         public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
     }
 
-    public static func write(_ bytes: [UInt8], to path: String) throws(IOError) {
+    public static func write(_ bytes: [UInt8], to path: String, durable: Bool = true) throws(IOError) {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw IOError(path: tmp, operation: "create", errno: errno) }
@@ -21,9 +23,10 @@ public enum StateFile {
             close(fd)
             throw IOError(path: tmp, operation: "write", errno: error.rawValue)
         }
-        if fsync(fd) != 0 { let e = errno; close(fd); throw IOError(path: tmp, operation: "fsync", errno: e) }
+        if durable, fsync(fd) != 0 { let e = errno; close(fd); throw IOError(path: tmp, operation: "fsync", errno: e) }
         close(fd)
         if rename(tmp, path) != 0 { throw IOError(path: path, operation: "rename", errno: errno) }
+        guard durable else { return }
         let dir = directory(of: path)
         let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }

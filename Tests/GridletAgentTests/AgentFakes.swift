@@ -102,10 +102,12 @@ final class AgentHarness {
 
     static let setpoint = 5004, failsafeCurrent = 2000, failsafeTimeout = 2002, alive = 6000
 
-    init(control: String = "", chargerProfile: DeviceProfile? = nil) throws {
+    /// `prepare` runs on the state directory before the agent starts (files of a previous run).
+    init(control: String = "", chargerProfile: DeviceProfile? = nil, prepare: (String) -> Void = { _ in }) throws {
         var template = Array("/tmp/gridlet-agent-test-XXXXXX".utf8CString)
         let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
         stateDir = dir
+        prepare(dir)
         let text = """
             site: { id: t1, timezone: UTC, state_dir: \(dir), nominal_voltage: 230 }
             buses:
@@ -136,7 +138,7 @@ final class AgentHarness {
     }
 
     deinit {
-        for f in ["control.json", "ledger.json"] { unlink(stateDir + "/" + f) }
+        for f in ["control.json", "ledger.json", "comm.json", "comm.json.tmp"] { unlink(stateDir + "/" + f) }
         rmdir(stateDir)
     }
 

@@ -138,3 +138,58 @@ extension AgentWiringTests {
         #expect(ClockSync.isSynchronised(marker: marker, kernel: { -1 }))
     }
 }
+
+/// Comm state across restarts (SPEC §2): an outage in progress is still in progress.
+@Suite(.serialized) struct CommRestartTests {
+    typealias H = AgentHarness
+
+    static func writeComm(_ dir: String, contactMs: Int64, wallMs: Int64) {
+        let text = #"{"last_contact_ms":\#(contactMs),"wall_ms":\#(wallMs)}"#
+        let fd = open(dir + "/comm.json", O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    @Test func aRestartDuringAnOutageNeverWritesAboveTheFallback() throws {
+        let now = ManualTime().wallMs()
+        let h = try AgentHarness(control: "  comm_loss_timeout: 30s\n  fallback_limit_w: 4140", prepare: { dir in
+            Self.writeComm(dir, contactMs: now - 200_000, wallMs: now - 5000)
+        })
+        // The broker is still down: no .connected. From the very first write, the fallback.
+        h.run(for: 5000)
+        let writes = h.charger.writes(to: H.setpoint)
+        #expect(!writes.isEmpty)
+        #expect(writes.allSatisfy { $0 <= 6 }, "written after the restart: \(writes)")
+        #expect(h.agent.decision?.source == "fallback")
+    }
+
+    @Test func aRestartWithinTheTimeoutKeepsTheRemainingTime() throws {
+        let now = ManualTime().wallMs()
+        let h = try AgentHarness(control: "  comm_loss_timeout: 30s\n  fallback_limit_w: 4140", prepare: { dir in
+            Self.writeComm(dir, contactMs: now - 20_000, wallMs: now - 1000)
+        })
+        h.run(for: 5000)
+        #expect(h.charger.writes(to: H.setpoint).last == 16)
+        h.run(for: 6000)   // 31 s after the last contact
+        #expect(h.charger.writes(to: H.setpoint).last == 6)
+    }
+
+    @Test func firstBootWithoutHistoryCountsFromTheStart() throws {
+        let h = try AgentHarness(control: "  comm_loss_timeout: 30s\n  fallback_limit_w: 4140")
+        h.run(for: 5000)
+        #expect(h.charger.writes(to: H.setpoint).last == 16)
+        h.run(for: 26_000)
+        #expect(h.charger.writes(to: H.setpoint).last == 6)
+    }
+
+    @Test func contactIsSavedWhileConnectedAndOnDisconnect() throws {
+        let h = try AgentHarness(control: "  comm_loss_timeout: 30s")
+        h.connect()
+        h.run(for: 8000)
+        let saved = try #require(StateFile.read(h.stateDir + "/comm.json")).map { Character(UnicodeScalar($0)) }
+        #expect(String(saved).contains("last_contact_ms"))
+        h.disconnect()
+        let json = try JSONValue.parse(try #require(StateFile.read(h.stateDir + "/comm.json")))
+        #expect(json["last_contact_ms"]?.doubleValue == Double(h.time.wallMs()))
+    }
+}

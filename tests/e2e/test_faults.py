@@ -1,0 +1,32 @@
+"""Fault-proofing of the real binary: no unsafe second after a restart during an outage."""
+import time
+
+from conftest import wait_until
+
+
+def test_restart_during_outage_never_writes_above_fallback(site):
+    """Broker down, fallback applied; kill -9 and restart while it is still down: from the first
+    write after the restart the setpoint stays at the fallback (6 A = 4140 W on 3 x 230 V), and
+    the state says comm is lost. Before comm state was persisted, the restarted agent drove the
+    charger at the default (16 A) for another comm_loss_timeout."""
+    agent = site.make_agent(telemetry="500ms", comm_loss="4s")
+    agent.start()
+    ch = site.charger
+    wait_until(lambda: ch.last_value(5004) == 16, 15, what="default 16 A")
+    site.broker.stop()
+    wait_until(lambda: ch.last_value(5004) == 6, 4 + 3, what="fallback current")
+    agent.kill9()
+    before = len(ch.writes(5004))
+    agent.start()
+    wait_until(lambda: agent.status()["state"]["comm"]["ok"] is False and len(ch.writes(5004)) > before, 15,
+               what="the restarted agent to write its setpoint")
+    time.sleep(6)  # longer than comm_loss_timeout: a fresh comm state would have run at 16 A until now
+    after = [w["values"][0] for w in ch.writes(5004)[before:]]
+    assert after and all(v <= 6 for v in after), f"written after the restart: {after}"
+    st = agent.status()["state"]
+    assert st["source"] == "fallback", st
+    assert "comm lost since before the restart" in agent.logtext()
+    # Contact returns: the usual restore (delay, random, ramp) brings the default back.
+    site.broker.start()
+    wait_until(lambda: ch.last_value(5004) == 16, 60, what="restore after comm returns")
+    assert agent.stop() == 0
