@@ -62,6 +62,7 @@ public final class Agent {
     var lastMQTTError: String?
     var lastPersistError: String?
     var queueErrorLogged = false
+    var commandsDropped = 0
 
     // Cadences of the control loop.
     var telemetryCadence: Cadence
@@ -150,7 +151,11 @@ public final class Agent {
         let box = mailbox
         let options = try mqttOptions()
         do throws(MQTTError) {
-            let client = try makeMQTT(options) { event in box.post(.mqtt(event)) }
+            let client = try makeMQTT(options) { event in
+                // A command beyond the mailbox's bound is dropped unanswered: no reply, so the
+                // sender sends it again (docs/mqtt-api.md).
+                if case .message = event { box.offer(.mqtt(event)) } else { box.post(.mqtt(event)) }
+            }
             try client.start()
             mqtt = client
         } catch {
@@ -255,6 +260,11 @@ public final class Agent {
         if refresh { publishState(nowWall: nowWall, nowMono: nowMono) }
         do { try queue.flushIfDue(nowMs: nowMono) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }
+        }
+        let refused = mailbox.refused
+        if refused != commandsDropped {
+            log.error("mailbox full: dropped \(refused - commandsDropped) command(s) unanswered (\(refused) since start); the sender re-sends what got no reply")
+            commandsDropped = refused
         }
         TestHooks.hangIfAsked(sinceStartMs: nowMono - startedMonoMs, log: log)
         writeMetricsIfDue(nowMono: nowMono, nowWall: nowWall)

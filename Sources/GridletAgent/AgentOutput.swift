@@ -79,7 +79,8 @@ extension Agent {
                                ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery)))])),
             ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
                               ("in_flight", .number(Double(pipeline.inFlight))), ("published", .number(Double(pipeline.published))),
-                              ("acked", .number(Double(pipeline.acked))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),
+                              ("acked", .number(Double(pipeline.acked))),
+                              ("commands_dropped", .number(Double(commandsDropped))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),
             ("buses", .object(buses.map { b in
                 (b.name, JSONValue.object([("endpoint", .string(b.endpointDescription)),
                                            ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))

@@ -57,6 +57,8 @@ final class FakeMQTT: MQTTPort {
     var subscribed: [String] = []
     var nextMid: Int32 = 1
     var started = false
+    /// What the agent gave the client for its events (libmosquitto's thread calls it).
+    var handler: (@Sendable (MQTTEvent) -> Void)?
     func start() throws(MQTTError) { started = true }
     func stop() {}
     func subscribe(_ pattern: String, qos: Int32) throws(MQTTError) { subscribed.append(pattern) }
@@ -132,7 +134,7 @@ final class AgentHarness {
         charger = FakeDevice(config: config.devices[1], profile: evseProfile, values: volts)
         let fake = mqtt
         let ports = AgentPorts(time: time, queue: queue, devices: [meter, charger], buses: [],
-                               makeMQTT: { _, _ throws(MQTTError) in fake })
+                               makeMQTT: { _, handler throws(MQTTError) in fake.handler = handler; return fake })
         agent = try Agent(config: config, ports: ports, logger: Logger(label: "test", minimum: .error))
         try agent.start()
     }
@@ -151,12 +153,12 @@ final class AgentHarness {
         while t < ms { time.advance(everyMs); step(); t += everyMs }
     }
 
-    func connect() { agent.mailbox.post(.mqtt(.connected(returnCode: 0, sessionPresent: false))); step() }
-    func disconnect() { agent.mailbox.post(.mqtt(.disconnected(returnCode: 7))); step() }
+    func connect() { mqtt.handler?(.connected(returnCode: 0, sessionPresent: false)); step() }
+    func disconnect() { mqtt.handler?(.disconnected(returnCode: 7)); step() }
 
     func command(_ name: String, _ json: String) {
         let msg = MQTTMessage(topic: "gridlet/t1/cmd/\(name)", payload: Array(json.utf8), retained: false,
                               responseTopic: nil, correlationData: nil)
-        agent.mailbox.post(.mqtt(.message(msg)))
+        mqtt.handler?(.message(msg))
     }
 }

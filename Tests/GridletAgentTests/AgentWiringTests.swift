@@ -193,3 +193,27 @@ extension AgentWiringTests {
         #expect(json["last_contact_ms"]?.doubleValue == Double(h.time.wallMs()))
     }
 }
+
+@Suite struct MailboxTests {
+    @Test func commandsBeyondTheBoundAreRefusedAndCountedCompletionsNever() {
+        let m = Mailbox<Int>(capacity: 3)
+        for i in 0..<5 { m.offer(i) }
+        for i in 100..<110 { m.post(i) }   // completions: always accepted
+        #expect(m.refused == 2)
+        let got = m.take(timeoutMs: 0)
+        #expect(got.filter { $0 < 100 } == [0, 1, 2])
+        #expect(got.filter { $0 >= 100 }.count == 10)
+        // The bound is on what is pending: after a take there is room again.
+        #expect(m.offer(7))
+        #expect(m.refused == 2)
+    }
+
+    @Test func aCommandFloodIsBoundedInTheAgent() throws {
+        let h = try AgentHarness()
+        h.connect()
+        for i in 0..<200 { h.command("ping", #"{"id":"p\#(i)"}"#) }
+        h.step()
+        #expect(h.mqtt.on("/reply").count == h.agent.mailbox.capacity)
+        #expect(h.agent.commandsDropped == 200 - h.agent.mailbox.capacity)
+    }
+}
