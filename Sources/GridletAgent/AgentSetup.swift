@@ -85,7 +85,9 @@ extension Agent {
     func restoreControlState() {
         guard let bytes = StateFile.read(statePath) else { return }
         do {
-            engine.restorePersistentState(try JSONValue.parse(bytes))
+            for problem in engine.restorePersistentState(try JSONValue.parse(bytes)) {
+                log.warning("\(statePath): \(problem); skipped")
+            }
         } catch {
             log.warning("ignoring unreadable \(statePath): \(error)")
         }

@@ -6,38 +6,38 @@ public struct ControlEngine: Sendable {
     public static let maxEvents = 256
 
     public var settings: ControlSettings
-    public private(set) var events: [DispatchEvent] = []
-    public private(set) var eventsVersion: Int = -1
+    public internal(set) var events: [DispatchEvent] = []
+    public internal(set) var eventsVersion: Int = -1
     /// Digest of the payload that set `eventsVersion` (a redelivery of it is not stale).
-    public private(set) var eventsDigest: UInt64 = 0
-    public private(set) var schedulesDigest: UInt64 = 0
+    public internal(set) var eventsDigest: UInt64 = 0
+    public internal(set) var schedulesDigest: UInt64 = 0
 
     // Schedules: the config set plus the remote set (`cmd/schedules`); a remote schedule replaces a config
     // schedule of the same id.
-    public private(set) var configSchedules: [ScheduleConfig] = []
-    public private(set) var configHolidays: [String: [String]] = [:]
-    public private(set) var remoteSchedules: [ScheduleConfig] = []
-    public private(set) var remoteHolidays: [String: [String]] = [:]
-    public private(set) var schedulesVersion: Int = -1
-    public private(set) var calendar = ScheduleCalendar(schedules: [], holidays: [:], zone: .utc)
+    public internal(set) var configSchedules: [ScheduleConfig] = []
+    public internal(set) var configHolidays: [String: [String]] = [:]
+    public internal(set) var remoteSchedules: [ScheduleConfig] = []
+    public internal(set) var remoteHolidays: [String: [String]] = [:]
+    public internal(set) var schedulesVersion: Int = -1
+    public internal(set) var calendar = ScheduleCalendar(schedules: [], holidays: [:], zone: .utc)
     /// Opted-out schedule occurrences, kept until their end.
-    public private(set) var scheduleOptOuts: [ScheduleWindow] = []
-    private var nextScheduleTransition: (validFrom: Int64, validUntil: Int64, at: Int64?)?
+    public internal(set) var scheduleOptOuts: [ScheduleWindow] = []
+    var nextScheduleTransition: (validFrom: Int64, validUntil: Int64, at: Int64?)?
 
     // Comm tracking.
-    public private(set) var sessionUp = false
-    public private(set) var lastContactMs: Int64
-    private var commLost = false
-    private var commChangedMs: Int64
+    public internal(set) var sessionUp = false
+    public internal(set) var lastContactMs: Int64
+    var commLost = false
+    var commChangedMs: Int64
     /// The last wall time a previous run saw (see `restoreComm`).
-    public private(set) var wallFloorMs: Int64 = 0
+    public internal(set) var wallFloorMs: Int64 = 0
 
     // Restore after a restricting source ends.
-    private var lastSource = "default"
-    private var lastTargetW: Double?
-    private var lastActiveIDs: Set<String> = []
-    private var restore: (fromW: Double, rampStartMs: Int64)?
-    private var rng: SplitMix64
+    var lastSource = "default"
+    var lastTargetW: Double?
+    var lastActiveIDs: Set<String> = []
+    var restore: (fromW: Double, rampStartMs: Int64)?
+    var rng: SplitMix64
 
     public init(settings: ControlSettings, nowMs: Int64, seed: UInt64) {
         self.settings = settings
@@ -55,7 +55,7 @@ public struct ControlEngine: Sendable {
         rebuildCalendar()
     }
 
-    private mutating func rebuildCalendar() {
+    mutating func rebuildCalendar() {
         let remoteIDs = Set(remoteSchedules.map(\.id))
         var holidays = configHolidays
         for (k, v) in remoteHolidays { holidays[k] = v }
@@ -488,99 +488,5 @@ public struct ControlEngine: Sendable {
         let at = calendar.nextTransition(afterUTC: nowMs)
         nextScheduleTransition = (nowMs, at ?? nowMs + 86_400_000, at)
         return at
-    }
-
-    // MARK: persistence
-
-    /// Everything received that must survive a restart, as JSON.
-    public var persistentState: JSONValue {
-        var o: [(String, JSONValue)] = [
-            ("version", .number(2)),
-            ("events_version", .number(Double(eventsVersion))),
-            ("events_digest", .string(String(eventsDigest))),
-            ("schedules_digest", .string(String(schedulesDigest))),
-            ("events", .array(events.map { e in
-                var o: [(String, JSONValue)] = [
-                    ("id", .string(e.id)), ("created_ms", .number(Double(e.createdMs))),
-                    ("start_ms", .number(Double(e.startMs))), ("duration_ms", .number(Double(e.durationMs))),
-                    ("limit_w", .number(e.limitW)), ("primacy", .number(Double(e.primacy))),
-                    ("randomize_start_s", .number(Double(e.randomizeStartS))),
-                    ("random_delay_ms", .number(Double(e.randomDelayMs))), ("opt_out", .bool(e.optOutAllowed)),
-                    ("phase", .string(e.phase.rawValue)),
-                ]
-                if let m = e.maxOfflineS { o.append(("max_offline_s", .number(Double(m)))) }
-                if let c = e.cancelAtMs { o.append(("cancel_at_ms", .number(Double(c)))) }
-                if e.optedOut { o.append(("opted_out", .bool(true))) }
-                if e.superseded { o.append(("superseded", .bool(true))) }
-                return .object(o)
-            })),
-            ("schedules_version", .number(Double(schedulesVersion))),
-            ("schedules", .array(remoteSchedules.map(\.json))),
-            ("holidays", .object(remoteHolidays.keys.sorted().map { k in (k, .array(remoteHolidays[k]!.map { .string($0) })) })),
-            ("schedule_opt_outs", .array(scheduleOptOuts.map { w in
-                .object([("id", .string(w.scheduleID)), ("start_ms", .number(Double(w.startMs))), ("end_ms", .number(Double(w.endMs)))])
-            })),
-            ("rng", .string(String(rng.state))),
-            ("last_source", .string(lastSource)),
-        ]
-        if let t = lastTargetW, t.isFinite { o.append(("last_target_w", .number(t))) }
-        if let r = restore {
-            o.append(("restore", .object([("from_w", .number(r.fromW)), ("ramp_start_ms", .number(Double(r.rampStartMs)))])))
-        }
-        return .object(o)
-    }
-
-    /// Restores what `persistentState` saved; entries that do not parse are skipped. Call after `configureSchedules`.
-    public mutating func restorePersistentState(_ json: JSONValue) {
-        if let v = json["events_version"]?.doubleValue { eventsVersion = Int(v) }
-        if let s = json["events_digest"]?.stringValue, let d = UInt64(s) { eventsDigest = d }
-        if let s = json["schedules_digest"]?.stringValue, let d = UInt64(s) { schedulesDigest = d }
-        if let list = json["events"]?.arrayValue {
-            var restored: [DispatchEvent] = []
-            for item in list {
-                guard let id = item["id"]?.stringValue, let created = item["created_ms"]?.doubleValue,
-                      let start = item["start_ms"]?.doubleValue, let duration = item["duration_ms"]?.doubleValue,
-                      let limit = item["limit_w"]?.doubleValue, let primacy = item["primacy"]?.doubleValue else { continue }
-                var e = DispatchEvent(
-                    id: id, createdMs: Int64(created), startMs: Int64(start), durationMs: Int64(duration), limitW: limit,
-                    primacy: Int(primacy), randomizeStartS: Int(item["randomize_start_s"]?.doubleValue ?? 0),
-                    randomDelayMs: Int64(item["random_delay_ms"]?.doubleValue ?? 0),
-                    optOutAllowed: item["opt_out"]?.boolValue ?? false,
-                    maxOfflineS: item["max_offline_s"]?.doubleValue.map { Int($0) },
-                    phase: DispatchEvent.Phase(rawValue: item["phase"]?.stringValue ?? "") ?? .scheduled,
-                    cancelAtMs: item["cancel_at_ms"]?.doubleValue.map { Int64($0) })
-                e.optedOut = item["opted_out"]?.boolValue ?? false
-                e.superseded = item["superseded"]?.boolValue ?? false
-                restored.append(e)
-            }
-            events = Array(restored.prefix(Self.maxEvents))
-        }
-        if let v = json["schedules_version"]?.doubleValue { schedulesVersion = Int(v) }
-        if let list = json["schedules"]?.arrayValue {
-            remoteSchedules = list.compactMap { item in
-                guard let o = item.objectValue else { return nil }
-                return try? CommandParser.schedule(o, path: "")
-            }
-        }
-        if let h = json["holidays"]?.objectValue {
-            var out: [String: [String]] = [:]
-            for (k, v) in h { out[k] = v.arrayValue?.compactMap(\.stringValue) ?? [] }
-            remoteHolidays = out
-        }
-        rebuildCalendar()
-        if let list = json["schedule_opt_outs"]?.arrayValue {
-            scheduleOptOuts = list.compactMap { item in
-                guard let id = item["id"]?.stringValue, let s = item["start_ms"]?.doubleValue, let e = item["end_ms"]?.doubleValue else { return nil }
-                let sched = calendar.schedules.first { $0.id == id }
-                return ScheduleWindow(scheduleID: id, startMs: Int64(s), endMs: Int64(e), limitW: sched?.limitW ?? 0,
-                                      primacy: sched?.primacy ?? 100, optOutAllowed: true)
-            }
-        }
-        if let s = json["rng"]?.stringValue, let v = UInt64(s) { rng = SplitMix64(seed: v) }
-        if let s = json["last_source"]?.stringValue { lastSource = s }
-        if let t = json["last_target_w"]?.doubleValue { lastTargetW = t }
-        if let r = json["restore"], let f = r["from_w"]?.doubleValue, let t = r["ramp_start_ms"]?.doubleValue {
-            restore = (f, Int64(t))
-        }
     }
 }

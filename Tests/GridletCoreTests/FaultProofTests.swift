@@ -177,3 +177,28 @@ func command(_ name: String, _ json: String, at now: Int64) throws -> Command {
         #expect(e.events.isEmpty)
     }
 }
+
+@Suite struct ControlStateReadBackTests {
+    @Test func outOfRangeEntriesAreSkippedNeverTrapped() throws {
+        let text = #"""
+        {"version":2,"events_version":1e300,"schedules_version":3,
+         "events":[
+          {"id":"ok","created_ms":1811869200000,"start_ms":1811869200000,"duration_ms":600000,"limit_w":3000,"primacy":1},
+          {"id":"neg","created_ms":1811869200000,"start_ms":1811869200000,"duration_ms":600000,"limit_w":-5,"primacy":1},
+          {"id":"huge","created_ms":1e30,"start_ms":1811869200000,"duration_ms":600000,"limit_w":1,"primacy":1},
+          {"id":"prim","created_ms":1811869200000,"start_ms":1811869200000,"duration_ms":600000,"limit_w":1,"primacy":99},
+          {"id":"bad id!","created_ms":1811869200000,"start_ms":1811869200000,"duration_ms":600000,"limit_w":1,"primacy":1},
+          {"id":"delay","created_ms":1811869200000,"start_ms":1811869200000,"duration_ms":600000,"limit_w":1,"primacy":1,
+           "randomize_start_s":10,"random_delay_ms":99000}],
+         "restore":{"from_w":-7,"ramp_start_ms":0},
+         "last_target_w":-1}
+        """#
+        var e = engine()
+        let problems = e.restorePersistentState(try JSONValue.parse(Array(text.utf8)))
+        #expect(e.events.map(\.id) == ["ok"])
+        #expect(e.eventsVersion == -1)
+        #expect(e.schedulesVersion == 3)
+        #expect(problems.count >= 6, "\(problems)")
+        #expect(e.step(t0 + 1000).source == "dispatch:ok")
+    }
+}
