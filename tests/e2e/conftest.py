@@ -1,6 +1,7 @@
 """Fixtures for gridlet's end-to-end tests: the real binary, a real mosquitto on a free
 loopback port, gridlet's own simulator and an independent pymodbus server, and a paho-mqtt
 client as the utility. Every process started here is stopped here; every wait is bounded."""
+import contextlib
 import json
 import os
 import signal
@@ -304,9 +305,10 @@ def workdir():
         yield d
 
 
-@pytest.fixture
-def site(workdir):
-    """A complete site: broker, pymodbus meter, simulated charger, the agent, the utility."""
+@contextlib.contextmanager
+def make_site(workdir):
+    """A complete site: broker, pymodbus meter, simulated charger, the agent, the utility.
+    A context manager, so bench scripts (bench/chaos.py) build the same site as the tests."""
     started = []
     broker = Broker(workdir)
     broker.start()
@@ -357,3 +359,9 @@ def site(workdir):
                 stop()
             except Exception as e:  # keep stopping the rest
                 print("cleanup:", e)
+
+
+@pytest.fixture
+def site(workdir):
+    with make_site(workdir) as s:
+        yield s
