@@ -23,7 +23,8 @@ public enum Command: Sendable, Equatable {
 /// Why a command was refused; becomes `{"ok":false,"error":{...}}` on `root/reply`.
 public struct CommandError: Error, Sendable, Equatable {
     /// `invalid_json`, `invalid`, `unknown_field`, `missing_field`, `too_large`, `too_many_events`,
-    /// `not_found`, `not_allowed`, `unsupported`.
+    /// `not_found`, `not_allowed`, `unsupported`, `stale_version` (with `currentVersion`), `storage`
+    /// (the agent could not store the command: not acknowledged, send it again).
     public var code: String
     public var message: String
     public var path: String

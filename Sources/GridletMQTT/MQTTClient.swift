@@ -88,8 +88,9 @@ final class EventSink: Sendable {
 
 private let libraryInit: Void = { _ = mosquitto_lib_init() }()
 
-/// A thin wrapper over one `struct mosquitto` run by libmosquitto's own network thread
-/// (`mosquitto_loop_start`), with automatic reconnect and PUBACK reporting.
+/// A thin wrapper over one `struct mosquitto` run by a network thread of its own (a PosixThread
+/// calling `mosquitto_loop`, so it can quick-ack and stop cleanly), with automatic reconnect and
+/// PUBACK reporting.
 ///
 /// Sendable: `mosq` is only used through libmosquitto calls that the library documents as
 /// callable from any thread while its threaded loop runs (publish, subscribe, disconnect

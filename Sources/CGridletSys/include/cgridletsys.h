@@ -8,7 +8,6 @@ int gridlet_clock_synchronised(void);
 
 /* Names the calling thread (pthread_setname_np, 15 chars max). */
 void gridlet_set_thread_name(const char *name);
-#endif
 
 /* Marks the executable's own code mapping MADV_RANDOM (no read-ahead or fault-around beyond
    what is executed) and drops the code pages mapped so far, so the resident set holds the code
@@ -40,3 +39,5 @@ int gridlet_open_pty(char *path, unsigned long path_len);
 
 /* A TCP listening socket on host:port (SO_REUSEADDR, backlog 4, close-on-exec); -1 with errno. */
 int gridlet_tcp_listen(const char *host, int port);
+
+#endif
