@@ -63,6 +63,8 @@ public final class Agent {
     var lastPersistError: String?
     var queueErrorLogged = false
     var commandsDropped = 0
+    /// How long the loop's turns take (its work, not its wait): nothing slow may sit on it.
+    var loopTurns = TurnTimes()
 
     // Cadences of the control loop.
     var telemetryCadence: Cadence
@@ -169,8 +171,11 @@ public final class Agent {
     /// One turn of the control loop: waits up to `waitMs` for inputs, handles them, then lets the
     /// machines act on the time.
     func step(waitMs: Int64) {
-        for input in mailbox.take(timeoutMs: waitMs) { handle(input) }
+        let inputs = mailbox.take(timeoutMs: waitMs)
+        let began = time.monoUs()
+        for input in inputs { handle(input) }
         turn()
+        loopTurns.record(us: time.monoUs() - began)
     }
 
     func shutdown() {

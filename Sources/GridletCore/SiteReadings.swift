@@ -134,3 +134,17 @@ public struct Cadence: Sendable, Equatable {
     /// Milliseconds until due (0 when due now).
     public func waitMs(nowMs: Int64) -> Int64 { nextMs.map { max(0, $0 - nowMs) } ?? 0 }
 }
+
+/// Durations of the control loop's turns, for `gridlet status` (`loop`): the longest, and how
+/// many took over 10 ms (a turn that waits on the disk or a peer shows up here).
+public struct TurnTimes: Sendable, Equatable {
+    public private(set) var count = 0
+    public private(set) var maxUs: Int64 = 0
+    public private(set) var over10ms = 0
+    public init() {}
+    public mutating func record(us: Int64) {
+        count += 1
+        maxUs = max(maxUs, us)
+        if us > 10_000 { over10ms += 1 }
+    }
+}
