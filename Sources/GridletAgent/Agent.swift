@@ -3,6 +3,7 @@ import GridletCore
 import GridletModbus
 import GridletMQTT
 import GridletQueue
+import GridletSys
 import Synchronization
 
 public let gridletVersion = "0.1.0"
@@ -19,6 +20,7 @@ enum AgentInput: Sendable {
     case polled(device: Int, result: Result<[String: Double?], ModbusError>)
     case wrote(device: Int, register: ChargerRegister, value: Double, result: Result<[UInt16], ModbusError>)
     case local(LocalRequest)
+    case stored(StateWriteResult)
 }
 
 public struct AgentError: Error, Sendable, CustomStringConvertible {
@@ -61,6 +63,11 @@ public final class Agent {
     var lastRestoring = false
     var lastMQTTError: String?
     var lastPersistError: String?
+    /// Writes the state files off the loop (see AgentAcks.swift).
+    var stateStore: any StateStore
+    var outbox: [(token: UInt64?, then: (StateFile.IOError?) -> Void)] = []
+    var finishedStateTokens: [UInt64: StateFile.IOError?] = [:]
+    var nextStateToken: UInt64 = 1
     var queueErrorLogged = false
     var commandsDropped = 0
     /// How long the loop's turns take (its work, not its wait): nothing slow may sit on it.
@@ -104,6 +111,12 @@ public final class Agent {
         self.startedMonoMs = time.monoMs()
         self.statePath = config.site.stateDir + "/control.json"
         self.clockSynced = time.isSynchronised()
+        let box = mailbox
+        do throws(Errno) {
+            stateStore = try ports.makeStateStore { box.post(.stored($0)) }
+        } catch {
+            throw AgentError("cannot start the state writer thread: \(error)")
+        }
         let c = config.control
         readings = SiteReadings(roles: devices.map(\.config.role), nominalVoltage: config.site.nominalVoltage,
                                 meterStaleAfterMs: c.meterStaleAfterMs, startedMonoMs: startedMonoMs)
@@ -198,6 +211,9 @@ public final class Agent {
         saveComm(nowWall: time.wallMs(), durable: true)
         do { try queue.sync() } catch { log.error("queue sync at stop failed: \(error)") }
         saveLedger(syncQueue: false)
+        stateStore.drain()
+        for input in mailbox.take(timeoutMs: 0) { if case let .stored(r) = input { stored(r) } }
+        stateStore.close()
         queue.close()
         log.notice("stopped")
     }
@@ -242,7 +258,9 @@ public final class Agent {
         case let .mqtt(event):
             handleMQTT(event, nowWall: nowWall)
         case let .local(request):
-            request.reply(answerLocal(request.text, nowWall: nowWall))
+            if let answer = answerLocal(request, nowWall: nowWall) { request.reply(answer) }
+        case let .stored(result):
+            stored(result)
         }
     }
 

@@ -51,42 +51,44 @@ extension Agent {
         let parsed = CommandParser.parse(name: name, payload: msg.payload, nowMs: nowWall)
         var reply: [(String, JSONValue)] = [("cmd", .string(name))]
         if let id = parsed.id { reply.append(("id", .string(id))) }
+        let label = "cmd/\(name)\(parsed.id.map { " id \($0)" } ?? "")"
         switch parsed.result {
         case let .failure(err):
-            log.warning("rejected cmd/\(name)\(parsed.id.map { " id \($0)" } ?? ""): \(err.message)\(err.path.isEmpty ? "" : " (\(err.path))")")
-            reply.append(("ok", .bool(false)))
-            reply.append(("error", Reports.error(err)))
+            log.warning("rejected \(label): \(err.message)\(err.path.isEmpty ? "" : " (\(err.path))")")
             var rejected = parsed.rejectedIDs
             if let id = parsed.id, name == "event" || name == "cancel" || name == "optout" { rejected.append(id) }
-            for id in rejected {
-                enqueue(.response, Records.response(EventResponse(event: id, status: .rejectedInvalid, atMs: nowWall)), wallMs: nowWall)
-            }
+            emit(rejected.map { EventResponse(event: $0, status: .rejectedInvalid, atMs: nowWall) }, wallMs: nowWall)
+            sendReply(reply + [("ok", .bool(false)), ("error", Reports.error(err))], to: msg)
         case let .success(command):
             let outcome = engine.handle(command, nowMs: nowWall, payloadDigest: payloadDigest(msg.payload))
-            var stored = true
-            if outcome.changed {
-                // Drive the chargers first: the fsync that must precede the reply does not
-                // delay the register write.
-                applyLimits(nowWall: nowWall, nowMono: time.monoMs())
-                stored = persist()
+            let answer: [(String, JSONValue)] = outcome.error.map { [("ok", .bool(false)), ("error", Reports.error($0))] }
+                ?? [("ok", .bool(true))]
+            log.info("\(label): \(outcome.error.map { "refused: \($0.message)" } ?? "ok")")
+            guard outcome.changed else {
+                emit(outcome.responses, wallMs: nowWall)
+                sendReply(reply + answer, to: msg)
+                return
             }
-            if !stored {
-                // The reply is the real acknowledgement (libmosquitto sent the PUBACK already):
-                // a command not on disk is not acknowledged, and the sender sends it again.
-                reply.append(("ok", .bool(false)))
-                reply.append(("error", Reports.error(CommandError(
-                    code: "storage", message: "the command could not be stored in state_dir (\(lastPersistError ?? "I/O error")); "
-                                + "it is in effect until a restart but not acknowledged: send it again"))))
-            } else if let err = outcome.error {
-                reply.append(("ok", .bool(false)))
-                reply.append(("error", Reports.error(err)))
-            } else {
-                reply.append(("ok", .bool(true)))
+            // Drive the chargers at once; the reply, the real acknowledgement (libmosquitto sent
+            // the PUBACK already), waits until the command is on disk, off the loop.
+            applyLimits(nowWall: nowWall, nowMono: time.monoMs())
+            persistThen { [self] failure in
+                if let failure {
+                    log.error("\(label) could not be stored, not acknowledged: \(failure)")
+                    sendReply(reply + [("ok", .bool(false)), ("error", Reports.error(CommandError(
+                        code: "storage", message: "the command could not be stored in state_dir (\(failure)); "
+                            + "it is in effect until a restart but not acknowledged: send it again")))], to: msg)
+                } else {
+                    sendReply(reply + answer, to: msg)
+                }
+                for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
             }
-            for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
-            log.info("cmd/\(name)\(parsed.id.map { " id \($0)" } ?? ""): \(outcome.error.map { "refused: \($0.message)" } ?? "ok")")
         }
-        let body = Array(JSONValue.object(reply).serialized.utf8)
+    }
+
+    /// `root/reply`, and the MQTT 5 response topic with the correlation data when the request had them.
+    func sendReply(_ fields: [(String, JSONValue)], to msg: MQTTMessage) {
+        let body = Array(JSONValue.object(fields).serialized.utf8)
         do throws(MQTTError) {
             try mqtt?.publish(topic: "\(root)/reply", payload: body, qos: 1, retain: false, responseCorrelation: nil, messageExpiryS: nil)
             if let rt = msg.responseTopic {
@@ -98,9 +100,10 @@ extension Agent {
         }
     }
 
-    /// `gridlet events`, `gridlet optout ID`, `gridlet schedule [N]` through the local socket.
-    func answerLocal(_ text: String, nowWall: Int64) -> String {
-        let words = text.split(separator: " ").map(String.init)
+    /// `gridlet events`, `gridlet optout ID`, `gridlet schedule [N]`, `version-reset SET` through the
+    /// local socket. Nil: the answer goes out once the change is on disk.
+    func answerLocal(_ request: LocalRequest, nowWall: Int64) -> String? {
+        let words = request.text.split(separator: " ").map(String.init)
         switch words.first {
         case "events":
             return Reports.events(engine.events, active: decision?.activeEvents ?? [], source: decision?.source ?? "default")
@@ -109,25 +112,38 @@ extension Agent {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("usage: optout ID"))]).serialized
             }
             let outcome = engine.handle(.optOut(id: words[1]), nowMs: nowWall)
-            if outcome.changed { persist() }
-            for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
             if let e = outcome.error {
                 log.warning("local opt-out of \(words[1]) refused: \(e.message)")
+                emit(outcome.responses, wallMs: nowWall)
                 return JSONValue.object([("ok", .bool(false)), ("error", Reports.error(e))]).serialized
             }
-            log.notice("local opt-out of \(words[1])")
-            return JSONValue.object([("ok", .bool(true)), ("id", .string(words[1])),
-                                     ("responses", .array(outcome.responses.map { .object($0.jsonFields) }))]).serialized
+            let ok = JSONValue.object([("ok", .bool(true)), ("id", .string(words[1])),
+                                       ("responses", .array(outcome.responses.map { .object($0.jsonFields) }))]).serialized
+            guard outcome.changed else { return ok }
+            persistThen { [self] failure in
+                if let failure {
+                    request.reply(JSONValue.object([("ok", .bool(false)), ("error", .string("the opt-out could not be stored: \(failure); check state_dir and try again"))]).serialized)
+                    return
+                }
+                log.notice("local opt-out of \(words[1])")
+                for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
+                request.reply(ok)
+            }
+            return nil
         case "version-reset":
             guard words.count == 2, let set = ControlEngine.VersionedSet(rawValue: words[1]) else {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("usage: version-reset events|schedules"))]).serialized
             }
             let was = engine.resetVersion(set)
-            guard persist() else {
-                return JSONValue.object([("ok", .bool(false)), ("error", .string("the reset could not be stored: \(lastPersistError ?? "I/O error"); check state_dir"))]).serialized
+            persistThen { [self] failure in
+                if let failure {
+                    request.reply(JSONValue.object([("ok", .bool(false)), ("error", .string("the reset could not be stored: \(failure); check state_dir and try again"))]).serialized)
+                    return
+                }
+                log.notice("local reset of the \(set.rawValue) version (was \(was)): the next cmd/\(set.rawValue) is accepted whatever its version")
+                request.reply(JSONValue.object([("ok", .bool(true)), ("set", .string(set.rawValue)), ("previous_version", .number(Double(was)))]).serialized)
             }
-            log.notice("local reset of the \(set.rawValue) version (was \(was)): the next cmd/\(set.rawValue) is accepted whatever its version")
-            return JSONValue.object([("ok", .bool(true)), ("set", .string(set.rawValue)), ("previous_version", .number(Double(was)))]).serialized
+            return nil
         case "schedule":
             let n = words.count > 1 ? Int(words[1]) ?? 10 : 10
             let defaultW = config.control.defaultLimitW ?? hardwareMaxNominalW

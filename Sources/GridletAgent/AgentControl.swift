@@ -6,11 +6,9 @@ extension Agent {
     func control(nowWall: Int64, nowMono: Int64) {
         guard readings.settle(nowMono: nowMono) else { return }
         let advanced = engine.advance(nowMs: nowWall)
-        if advanced.changed { persist() }
-        for r in advanced.responses {
-            log.info("event \(r.event): \(r.status.name)")
-            enqueue(.response, Records.response(r), wallMs: nowWall)
-        }
+        if advanced.changed { persistInBackground() }
+        for r in advanced.responses { log.info("event \(r.event): \(r.status.name)") }
+        emit(advanced.responses, wallMs: nowWall)
         applyLimits(nowWall: nowWall, nowMono: nowMono)
     }
 
@@ -34,7 +32,7 @@ extension Agent {
             siteMeterPowerW: readings.siteMeterPowerW(nowMono: nowMono), chargerPowerW: chargerPowerW,
             faultyDevice: faulty.map { devices[$0].config.name }, clockSynced: clockSynced))
         decision = d
-        if d.restoring != lastRestoring { lastRestoring = d.restoring; persist() }
+        if d.restoring != lastRestoring { lastRestoring = d.restoring; persistInBackground() }
         feedLedger(nowWall: nowWall, nowMono: nowMono, source: d.targetSource)
         if previous?.source != d.source || previous?.commOK != d.commOK {
             log.notice("control: \(d.source), limit \(JSONValue.format(d.limitW)) W, comm \(d.commOK ? "ok" : "lost")")
@@ -111,10 +109,6 @@ extension Agent {
                 return
             }
         }
-        do throws(StateFile.IOError) {
-            try StateFile.write(Array(state.serialized.utf8), to: ledgerPath)
-        } catch {
-            log.error("cannot save the ledger: \(error)")
-        }
+        stateStore.submit(path: ledgerPath, bytes: Array(state.serialized.utf8), durable: true, token: nil)
     }
 }

@@ -4,6 +4,7 @@ import GridletCore
 import GridletModbus
 import GridletMQTT
 import GridletQueue
+import GridletSys
 
 extension AgentPorts {
     /// The daemon's ports: the disk queue under `state_dir/queue`, one libmodbus owner per bus, a
@@ -38,6 +39,7 @@ extension AgentPorts {
         var ports = AgentPorts(
             time: SystemTime(), queue: queue, devices: links, buses: config.buses.compactMap { busByName[$0.name] },
             makeMQTT: { (options, handler) throws(MQTTError) -> any MQTTPort in try MQTTClient(options: options, handler: handler) })
+        ports.makeStateStore = { (done) throws(Errno) -> any StateStore in try StateWriter(done: done) }
         let socketPath = SocketPath.resolve(configured: config.site.socket)
         do {
             ports.status = try StatusServer(path: socketPath, links: links, logger: logger)
@@ -93,20 +95,6 @@ extension Agent {
         }
     }
 
-    /// Writes the control state durably (SPEC §2: before anything is acknowledged). False when
-    /// it could not; the error is logged and kept for the reply.
-    @discardableResult
-    func persist() -> Bool {
-        do throws(StateFile.IOError) {
-            try StateFile.write(Array(engine.persistentState.serialized.utf8), to: statePath)
-            lastPersistError = nil
-            return true
-        } catch {
-            log.error("cannot persist control state: \(error)")
-            lastPersistError = error.description
-            return false
-        }
-    }
 
     func mqttOptions() throws(AgentError) -> MQTTClientOptions {
         let m = config.mqtt

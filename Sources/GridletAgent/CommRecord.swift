@@ -36,10 +36,6 @@ extension Agent {
     func saveComm(nowWall: Int64, durable: Bool) {
         let body = JSONValue.object([("last_contact_ms", .number(Double(engine.contactMs(nowMs: nowWall)))),
                                      ("wall_ms", .number(Double(nowWall)))])
-        do throws(StateFile.IOError) {
-            try StateFile.write(Array(body.serialized.utf8), to: commPath, durable: durable)
-        } catch {
-            log.error("cannot save the comm state: \(error)")
-        }
+        stateStore.submit(path: commPath, bytes: Array(body.serialized.utf8), durable: durable, token: nil)
     }
 }

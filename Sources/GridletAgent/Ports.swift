@@ -2,6 +2,7 @@ import GridletCore
 import GridletModbus
 import GridletMQTT
 import GridletQueue
+import GridletSys
 
 /// The seams between the agent's wiring and the outside world. The daemon plugs in libmodbus,
 /// libmosquitto, the disk queue and the system clocks (`AgentPorts.live`); agent-level tests plug
@@ -76,6 +77,10 @@ struct AgentPorts {
     var makeMQTT: (MQTTClientOptions, @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) -> any MQTTPort
     /// The local CLI socket, nil when unavailable (or in tests).
     var status: StatusServer?
+    /// Makes the store for the state files; its results go to the handler (from its thread).
+    var makeStateStore: (@escaping @Sendable (StateWriteResult) -> Void) throws(Errno) -> any StateStore = { done in
+        ImmediateStateStore(done: done)
+    }
 
     init(time: any TimeSource, queue: any RecordQueue, devices: [any DevicePort], buses: [any BusPort],
                 makeMQTT: @escaping (MQTTClientOptions, @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) -> any MQTTPort) {

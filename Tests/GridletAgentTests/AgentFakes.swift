@@ -100,6 +100,8 @@ final class AgentHarness {
     let meter: FakeDevice
     let charger: FakeDevice
     let agent: Agent
+    /// The state file store the agent writes through (writes at once; can be told to fail).
+    nonisolated(unsafe) var store: ImmediateStateStore?
     let stateDir: String
 
     static let setpoint = 5004, failsafeCurrent = 2000, failsafeTimeout = 2002, alive = 6000
@@ -133,9 +135,12 @@ final class AgentHarness {
         meter = FakeDevice(config: config.devices[0], profile: meterProfile, values: volts.merging(["power_w": 500]) { a, _ in a })
         charger = FakeDevice(config: config.devices[1], profile: evseProfile, values: volts)
         let fake = mqtt
-        let ports = AgentPorts(time: time, queue: queue, devices: [meter, charger], buses: [],
+        var ports = AgentPorts(time: time, queue: queue, devices: [meter, charger], buses: [],
                                makeMQTT: { _, handler throws(MQTTError) in fake.handler = handler; return fake })
+        let box = StoreBox()
+        ports.makeStateStore = { done in let s = ImmediateStateStore(done: done); box.store = s; return s }
         agent = try Agent(config: config, ports: ports, logger: Logger(label: "test", minimum: .error))
+        store = box.store
         try agent.start()
     }
 
@@ -161,4 +166,10 @@ final class AgentHarness {
                               responseTopic: nil, correlationData: nil)
         mqtt.handler?(.message(msg))
     }
+}
+
+/// Hands the store the agent made back to the test.
+final class StoreBox: @unchecked Sendable {
+    // Set once, on the test's thread, while the agent is built; read right after.
+    var store: ImmediateStateStore?
 }

@@ -17,6 +17,10 @@ import Testing
         h.command("event", #"{"id":"evt-1","duration_s":600,"limit_w":4140}"#)
         h.step()
         #expect(h.charger.writes(to: H.setpoint) == [6])
+        // The reply is the acknowledgement: only once control.json is written (reported back to
+        // the loop by the state store), never before.
+        #expect(h.mqtt.on("/reply").isEmpty)
+        h.step()
         let reply = try #require(h.mqtt.on("/reply").last)
         #expect(reply.payload.contains(#""ok":true"#))
         #expect(reply.payload.contains(#""id":"evt-1""#))
@@ -215,5 +219,43 @@ extension AgentWiringTests {
         h.step()
         #expect(h.mqtt.on("/reply").count == h.agent.mailbox.capacity)
         #expect(h.agent.commandsDropped == 200 - h.agent.mailbox.capacity)
+    }
+}
+
+extension AgentWiringTests {
+    /// SPEC §2: persisted before acknowledged. A command the agent cannot store is refused with
+    /// `storage` (the sender sends it again), though it is in effect.
+    @Test func aCommandThatCannotBeStoredIsNotAcknowledged() throws {
+        let h = try AgentHarness()
+        h.connect()
+        h.run(for: 500)
+        _ = h.store?.failing.withLock { $0.insert(h.stateDir + "/control.json") }
+        h.command("event", #"{"id":"evt-s","duration_s":600,"limit_w":4140}"#)
+        h.step()
+        h.step()
+        let reply = try #require(h.mqtt.on("/reply").last)
+        #expect(reply.payload.contains(#""ok":false"#))
+        #expect(reply.payload.contains(#""code":"storage""#))
+        #expect(h.charger.writes(to: H.setpoint).last == 6)
+        h.store?.failing.withLock { $0.removeAll() }
+        h.command("event", #"{"id":"evt-s","duration_s":600,"limit_w":4140}"#)   // the sender re-sends
+        h.step()
+        h.step()
+        // Unchanged in memory, so nothing to write: acknowledged at once.
+        #expect(h.mqtt.on("/reply").last?.payload.contains(#""ok":true"#) == true)
+    }
+
+    /// Responses keep the order they were decided in, whatever waits for the disk.
+    @Test func responsesStayInOrderBehindAPendingWrite() throws {
+        let h = try AgentHarness()
+        h.connect()
+        h.run(for: 500)
+        h.command("event", #"{"id":"now","duration_s":600,"limit_w":4140}"#)
+        h.run(for: 300)
+        let statuses = h.queue.stored.filter { $0.kind == .response }.map { String(decoding: $0.payload, as: UTF8.self) }
+            .filter { $0.contains(#""event":"now""#) }
+        #expect(statuses.count == 2)
+        #expect(statuses.first?.contains(#""status":1,"#) == true)   // received before started
+        #expect(statuses.last?.contains(#""status":2,"#) == true)
     }
 }
