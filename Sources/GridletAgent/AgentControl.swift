@@ -24,7 +24,10 @@ extension Agent {
             hardwareMaxW += d.maxCurrent * Double(d.phases) * readings.voltage(charger: i)
             chargerPowerW += readings.health[i].value("power_w") ?? 0
         }
-        let faulty = drivers.keys.sorted().first { drivers[$0]?.fault(deviceAnswering: readings.health[$0].ok) != nil }
+        assessChargerFaults()
+        let faulty = drivers.keys.sorted().first {
+            readings.health[$0].fault != nil || drivers[$0]?.fault(deviceAnswering: readings.health[$0].ok) != nil
+        }
         if clockCheckCadence.due(nowMs: nowMono) { clockSynced = time.isSynchronised() }
         let previous = decision
         let d = engine.decide(nowMs: nowWall, inputs: ControlInputs(

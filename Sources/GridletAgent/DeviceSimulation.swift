@@ -13,7 +13,8 @@ public final class DeviceSimulation {
         case rtuOverTCP(host: String, port: Int, unit: Int)
     }
 
-    /// A fault the device plays: `none`, `no-answer`, `exception:N` or `slow:MS`.
+    /// A fault the device plays: `none`, `no-answer`, `exception:N`, `slow:MS`, or `device[:VALUE]`
+    /// (it answers, and its profile's `control.fault` point says it is in fault).
     public struct Fault: Sendable, Equatable, CustomStringConvertible {
         fileprivate let value: SimulatorFault
         /// nil when `text` is none of the forms above.
@@ -22,6 +23,8 @@ public final class DeviceSimulation {
             value = f
         }
         public var isNone: Bool { value == .none }
+        /// True for `device[:VALUE]`, which needs a profile with a fault point.
+        public var isDeviceFault: Bool { if case .device = value { return true } else { return false } }
         public var description: String { value.description }
     }
 

@@ -53,18 +53,23 @@ enum Reports {
             ("schedules", .array(schedules.map { .string($0) })),
             ("next_transition", d?.nextTransitionMs.map { .string(Timestamp.format(ms: $0)) } ?? .null),
             ("devices", .object(devices.map { name, h in
-                (name, JSONValue.object([("ok", .bool(h.ok)),
-                                         ("last_seen", h.lastOKWallMs.map { .string(Timestamp.format(ms: $0)) } ?? .null)]))
+                var o: [(String, JSONValue)] = [("ok", .bool(h.ok)),
+                                                ("last_seen", h.lastOKWallMs.map { .string(Timestamp.format(ms: $0)) } ?? .null)]
+                // Present while the device reports a fault: why the source is `derate:<name>_fault`.
+                if let f = h.fault { o.append(("fault", .string(f))) }
+                return (name, JSONValue.object(o))
             })),
         ])
     }
 
     /// What must change for the state to be published before its periodic refresh: last_seen
     /// moves on every poll and limit_w follows the measured voltage; neither alone is a change
-    /// worth a retained publish (the periodic publish carries them).
+    /// worth a retained publish (the periodic publish carries them). A device's ok and fault are.
     static func stateChangeKey(_ state: JSONValue, health: [DeviceHealth], limitW: Double) -> String {
         guard case var .object(o) = state else { return state.serialized }
-        if let di = o.firstIndex(where: { $0.0 == "devices" }) { o[di].1 = .array(health.map { .bool($0.ok) }) }
+        if let di = o.firstIndex(where: { $0.0 == "devices" }) {
+            o[di].1 = .array(health.map { .array([.bool($0.ok), $0.fault.map { .string($0) } ?? .null]) })
+        }
         if let li = o.firstIndex(where: { $0.0 == "limit_w" }) { o[li].1 = .number((limitW / 100).rounded()) }
         return JSONValue.object(o).serialized
     }

@@ -83,13 +83,55 @@ public struct ChargerControl: Sendable, Equatable {
     /// Fraction of the failsafe timeout after which the alive register (or the setpoint) is
     /// written again (evcc: Vestel 1/4, Webasto Next 1/2). nil: the agent's default.
     public var refreshFraction: Double?
+    /// The point by which the charger says it is in fault; nil: the profile knows none.
+    public var fault: ChargerFault?
     public init(chargingCurrent: ProfileRegister, failsafeCurrent: ProfileRegister? = nil, failsafeTimeout: ProfileRegister? = nil,
                 alive: ProfileRegister? = nil, aliveValue: Int = 1, currentResolution: Double = 1,
-                setpointValidityS: Double? = nil, refreshFraction: Double? = nil) {
+                setpointValidityS: Double? = nil, refreshFraction: Double? = nil, fault: ChargerFault? = nil) {
         self.chargingCurrent = chargingCurrent; self.failsafeCurrent = failsafeCurrent; self.failsafeTimeout = failsafeTimeout
         self.alive = alive; self.aliveValue = aliveValue; self.currentResolution = currentResolution
-        self.setpointValidityS = setpointValidityS; self.refreshFraction = refreshFraction
+        self.setpointValidityS = setpointValidityS; self.refreshFraction = refreshFraction; self.fault = fault
     }
+}
+
+/// Which point of a charger says it is in fault, and which of its values mean fault
+/// (`control.fault` of a profile). A charger's own word about its health is the one input that
+/// sees a fault while the charger still answers: a charger in fault gets the SafetyDerate (SPEC §2),
+/// and the state says why, in the words of the register map.
+///
+/// A value is a fault when it is listed in `values`, has a bit listed in `bits` set, or, with
+/// `nonzero`, is anything but 0. Texts are for people; "" means none is known.
+public struct ChargerFault: Sendable, Equatable {
+    /// The profile point read; its value as decoded (raw × scale).
+    public var point: String
+    /// Any value other than 0 is a fault (an error-code register whose 0 means "no error").
+    public var nonzero: Bool
+    /// Values that are a fault (a state register's "faulted"), or with `nonzero` the texts of known codes.
+    public var values: [Int: String]
+    /// Masks: the value is a fault when any bit of a mask is set (an error bit field).
+    public var bits: [Int: String]
+
+    public init(point: String, nonzero: Bool = false, values: [Int: String] = [:], bits: [Int: String] = [:]) {
+        self.point = point; self.nonzero = nonzero; self.values = values; self.bits = bits
+    }
+
+    /// Why `value` is a fault, e.g. "faulted (charge_point_state = 8)"; nil when it is not one.
+    public func reason(_ value: Double) -> String? {
+        guard value.isFinite, value == value.rounded(), abs(value) < 1e15 else {
+            // Not a code: only "anything but 0" can judge it.
+            return nonzero && value != 0 ? "\(point) = \(value)" : nil
+        }
+        let v = Int(value)
+        if let text = values[v] { return Self.shown(text: text, "\(point) = \(v)") }
+        let set = v > 0 ? bits.keys.sorted().filter { v & $0 != 0 } : []
+        if !set.isEmpty {
+            let texts = set.compactMap { bits[$0] }.filter { !$0.isEmpty }
+            return Self.shown(text: texts.joined(separator: ", "), "\(point) = 0x\(String(v, radix: 16, uppercase: true))")
+        }
+        return nonzero && v != 0 ? "\(point) = \(v)" : nil
+    }
+
+    private static func shown(text: String, _ raw: String) -> String { text.isEmpty ? raw : "\(text) (\(raw))" }
 }
 
 /// SunSpec discovery parameters of a profile (`sunspec:` section).

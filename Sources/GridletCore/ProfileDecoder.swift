@@ -19,9 +19,11 @@
 ///   failsafe_timeout: { address: 2002 }
 ///   alive: { address: 6000, value: 1 }
 ///   resolution: 1
+///   fault: { point: charge_point_state, values: { 8: faulted } }
 /// ```
 /// Point keys: address (required), table, type, word_order, scale, unit, verified.
-/// Control keys also: setpoint_validity_s (the charger drops the setpoint after it), refresh_fraction.
+/// Control keys also: setpoint_validity_s (the charger drops the setpoint after it), refresh_fraction,
+/// fault (`{ point, nonzero, values, bits }`, see `ChargerFault`).
 /// SunSpec profiles have `sunspec: { bases: [40000, 0, 50000], models: [201, ..., 214] }` and
 /// points `{ sunspec: W, unit: W }` (SunSpec point ID instead of address; see `SunSpec`).
 /// Unknown keys anywhere are errors.
@@ -33,7 +35,7 @@ extension DeviceProfile {
         let sunspec = try decodeSunSpec(&m, file: file)
         let defaults = try decodePointDefaults(&m)
         let points = try decodePoints(&m, defaults: defaults, sunspec: sunspec != nil)
-        let control = try decodeControl(&m, kind: identity.kind)
+        let control = try decodeControl(&m, kind: identity.kind, points: points)
         try m.finish()
         return DeviceProfile(name: identity.name, kind: identity.kind, vendor: identity.vendor, model: identity.model,
                              defaultUnit: identity.unit, transport: identity.transport, notes: identity.notes,
@@ -150,7 +152,7 @@ extension DeviceProfile {
     }
 
     /// `control:`, required for chargers and refused for meters.
-    private static func decodeControl(_ m: inout YAMLMap, kind: DeviceKind) throws(YAMLError) -> ChargerControl? {
+    private static func decodeControl(_ m: inout YAMLMap, kind: DeviceKind, points: [ProfilePoint]) throws(YAMLError) -> ChargerControl? {
         guard var c = try m.map("control") else {
             if kind == .charger { throw m.missing("control") }
             return nil
@@ -169,10 +171,30 @@ extension DeviceProfile {
         let resolution = try c.double("resolution", in: 0.001...100) ?? 1
         let validity = try c.double("setpoint_validity_s", in: 2...86400)
         let fraction = try c.double("refresh_fraction", in: 0.05...0.9)
+        let fault = try decodeFault(&c, points: points)
         try c.finish()
         return ChargerControl(chargingCurrent: charging, failsafeCurrent: failsafeCurrent, failsafeTimeout: failsafeTimeout,
                               alive: alive, aliveValue: aliveValue, currentResolution: resolution,
-                              setpointValidityS: validity, refreshFraction: fraction)
+                              setpointValidityS: validity, refreshFraction: fraction, fault: fault)
+    }
+
+    /// `control.fault: { point, nonzero, values, bits }`: a point of this profile and which of its
+    /// values mean fault (at least one of the three ways).
+    private static func decodeFault(_ c: inout YAMLMap, points: [ProfilePoint]) throws(YAMLError) -> ChargerFault? {
+        guard var f = try c.map("fault") else { return nil }
+        let point = try f.requiredString("point")
+        guard points.contains(where: { $0.name == point }) else {
+            throw f.error("point", "no point '\(point)' in this profile; name one of: \(points.map(\.name).joined(separator: ", "))")
+        }
+        let nonzero = try f.bool("nonzero") ?? false
+        let values = try f.codeTexts("values", in: -2_147_483_648...4_294_967_295)
+        let bits = try f.codeTexts("bits", in: 1...4_294_967_295)
+        if !nonzero, values.isEmpty, bits.isEmpty {
+            throw YAMLError(path: f.path, line: f.node.line, message: "say which values of '\(point)' mean fault: "
+                            + "nonzero: true, values: { 8: faulted } or bits: { 0x0400: relay fault }", file: f.file)
+        }
+        try f.finish()
+        return ChargerFault(point: point, nonzero: nonzero, values: values, bits: bits)
     }
 }
 
@@ -223,6 +245,41 @@ extension YAMLMap {
         let reg = try r.registerBody()
         try r.finish()
         return reg
+    }
+
+    /// Integer codes with optional texts: a mapping `{ 8: faulted, 0x0400: "relay fault" }` or a
+    /// list `[7, 8]` (no texts). Empty when the key is absent.
+    fileprivate mutating func codeTexts(_ key: String, in range: ClosedRange<Int>) throws(YAMLError) -> [Int: String] {
+        guard let n = node(key) else { return [:] }
+        var entries: [(code: String, text: YAMLNode?, line: Int)] = []
+        switch n.value {
+        case let .mapping(pairs): entries = pairs.map { ($0.key, $0.value, $0.keyLine) }
+        case let .sequence(items):
+            for item in items {
+                guard case let .scalar(s, false) = item.value else {
+                    throw YAMLError(path: childPath(key), line: item.line, message: "expected integer codes", file: file)
+                }
+                entries.append((s, nil, item.line))
+            }
+        case .scalar: throw error(key, "expected a mapping of codes to texts ({ 8: faulted }) or a list of codes ([7, 8])")
+        }
+        var result: [Int: String] = [:]
+        for e in entries {
+            let path = "\(childPath(key)).\(e.code)"
+            guard let code = YAMLScalar.int(e.code), range.contains(code) else {
+                throw YAMLError(path: path, line: e.line, message: "expected an integer code in \(range.lowerBound)...\(range.upperBound) (e.g. 8 or 0x0400)", file: file)
+            }
+            if result[code] != nil { throw YAMLError(path: path, line: e.line, message: "code \(code) is listed twice", file: file) }
+            var text = ""
+            if let t = e.text, !t.isNull {
+                guard case let .scalar(s, _) = t.value else {
+                    throw YAMLError(path: path, line: t.line, message: "expected a text for code \(code)", file: file)
+                }
+                text = s
+            }
+            result[code] = text
+        }
+        return result
     }
 
     fileprivate mutating func registerBody() throws(YAMLError) -> ProfileRegister {

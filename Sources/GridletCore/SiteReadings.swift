@@ -5,6 +5,9 @@ public struct DeviceHealth: Sendable, Equatable {
     public var lastOKMonoMs: Int64?
     public var lastError: String?
     public var ok = false
+    /// Why the device's own status says it is in fault (its profile's `control.fault`), nil when
+    /// it does not; see `SiteReadings.assessFault`.
+    public var fault: String?
 
     public init() {}
 
@@ -14,6 +17,15 @@ public struct DeviceHealth: Sendable, Equatable {
     public func phases(_ prefix: String, _ suffix: String) -> [Double?] {
         (1...3).map { value("\(prefix)_l\($0)_\(suffix)") }
     }
+}
+
+/// What a fault assessment changed, for the log (once on entering, once on leaving).
+public enum FaultChange: Sendable, Equatable {
+    case none
+    /// The device reports a fault now, or a different one than before.
+    case entered(String)
+    /// The device no longer reports the fault it reported (given).
+    case cleared(String)
 }
 
 /// What a poll result changed, for the log.
@@ -78,6 +90,28 @@ public struct SiteReadings: Sendable {
         health[i].values = [:]
         health[i].lastError = error
         return change
+    }
+
+    /// Why a device whose latest values are `values` is in fault by its profile's definition;
+    /// nil when the values say it is not, or do not hold the point (not read, not implemented).
+    public static func faultReason(_ fault: ChargerFault, values: [String: Double?]) -> String? {
+        guard let v = values[fault.point] ?? nil else { return nil }
+        return fault.reason(v)
+    }
+
+    /// Reads device `i`'s fault again from its latest values (`DeviceHealth.fault`), and says
+    /// whether it entered or left a fault. While the device does not answer its last word stands:
+    /// a charger that said it is in fault and then fell silent is not taken to be well again.
+    public mutating func assessFault(_ i: Int, definition: ChargerFault?) -> FaultChange {
+        let before = health[i].fault
+        if health[i].ok || definition == nil {
+            health[i].fault = definition.flatMap { Self.faultReason($0, values: health[i].values) }
+        }
+        switch (before, health[i].fault) {
+        case let (was, now?) where was != now: return .entered(now)
+        case let (was?, nil): return .cleared(was)
+        default: return .none
+        }
     }
 
     /// True once every device has answered or failed its first poll, or `settleTimeoutMs` passed.

@@ -21,15 +21,23 @@ public enum SimulatorFault: Sendable, Equatable, CustomStringConvertible {
     case exception(Int)
     /// Answers after this many milliseconds.
     case slow(ms: Int)
+    /// The device answers, and says it is in fault: the profile's `control.fault` point serves
+    /// this value (nil: the first value the profile lists as a fault, else 1).
+    case device(Int?)
 
-    /// Parses `none`, `no-answer`, `exception:N`, `slow:MS` or `slow:MSms`.
+    /// Parses `none`, `no-answer`, `exception:N`, `slow:MS`, `slow:MSms`, `device` or `device:VALUE`.
     public init?(_ text: String) {
         let t = text.split(separator: "@").first.map(String.init) ?? text
         switch t {
         case "none", "": self = .none
         case "no-answer": self = .noAnswer
+        case "device": self = .device(nil)
         default:
             if t.hasPrefix("exception:"), let c = Int(t.dropFirst(10)), (1...11).contains(c) { self = .exception(c); return }
+            if t.hasPrefix("device:"), let v = YAMLScalar.int(String(t.dropFirst(7))), (-2_147_483_648...4_294_967_295).contains(v) {
+                self = .device(v)
+                return
+            }
             if t.hasPrefix("slow:") {
                 var ms = t.dropFirst(5)
                 if ms.hasSuffix("ms") { ms = ms.dropLast(2) }
@@ -45,6 +53,7 @@ public enum SimulatorFault: Sendable, Equatable, CustomStringConvertible {
         case .noAnswer: return "no-answer"
         case let .exception(c): return "exception:\(c)"
         case let .slow(ms): return "slow:\(ms)ms"
+        case let .device(v): return v.map { "device:\($0)" } ?? "device"
         }
     }
 }
@@ -62,7 +71,8 @@ public enum SimulatorTransport: Sendable, Equatable {
 /// - Meters: power around 2–4 kW, voltages ~230 V, currents consistent with power, ~50 Hz,
 ///   import energy integrating power.
 /// - Chargers: the charging current setpoint register (e.g. 5004) keeps what was written;
-///   at >= 6 A the charger "charges" with `setpoint * 230 V * phases`.
+///   at >= 6 A the charger "charges" with `setpoint * 230 V * phases`. The profile's fault point
+///   (`control.fault`) serves a healthy value, or a fault with `SimulatorFault.device`.
 /// - `frozen`: no noise and no drift; values only change when a setpoint is written, so tests
 ///   can compare exactly with `currentValues()`.
 ///
@@ -83,8 +93,8 @@ public final class ModbusSimulator: Sendable {
     public let sunspecBase: Int
     /// Points served as SunSpec "not implemented" (SunSpec profiles only).
     public let unimplemented: Set<String>
-    /// A file holding a fault (`none`, `no-answer`, `exception:2`, `slow:300ms`, optionally
-    /// `@UNIT`); re-read about every 100 ms, so a test can change the fault at run time.
+    /// A file holding a fault (`none`, `no-answer`, `exception:2`, `slow:300ms`, `device:8`,
+    /// optionally `@UNIT`); re-read about every 100 ms, so a test can change the fault at run time.
     public let faultFile: String?
 
     private struct Shared: Sendable {

@@ -40,6 +40,16 @@ struct SimulationModel {
         put(c.chargingCurrent, 16)
     }
 
+    /// The value served on the profile's fault point while the charger plays a fault; nil: healthy.
+    var faultValue: Double?
+
+    /// Takes up a `.device` fault (the profile's first listed fault value unless one is given),
+    /// or drops it for any other.
+    mutating func play(_ fault: SimulatorFault) {
+        guard case let .device(value) = fault, let f = profile.control?.fault else { faultValue = nil; return }
+        faultValue = Double(value ?? f.values.keys.min() ?? f.bits.keys.min() ?? 1)
+    }
+
     mutating func readControl(holding: UnsafeMutablePointer<UInt16>) {
         guard let r = profile.control?.chargingCurrent else { return }
         let regs = (0..<r.type.registerCount).map { holding[r.address + $0] }
@@ -75,7 +85,8 @@ struct SimulationModel {
             v["import_wh"] = importWh
             v["export_wh"] = exportWh
         case .charger:
-            let charging = setpointA >= 6
+            // A charger in fault does not charge.
+            let charging = setpointA >= 6 && faultValue == nil
             let amps = charging ? setpointA : 0
             var total = 0.0
             for i in 0..<3 {
@@ -98,8 +109,20 @@ struct SimulationModel {
             v["energy_wh"] = importWh
             v["session_energy_wh"] = sessionWh
             v["frequency_hz"] = 49.987 + noise(0.02)
+            serveFaultPoint(&v)
         }
         return v
+    }
+
+    /// The profile's fault point: `faultValue` while playing a fault, else a value the profile
+    /// does not read as a fault (the model's own, e.g. charge_point_state, when it is one; an
+    /// unknown point's plausible constant 1 would be an error code).
+    private func serveFaultPoint(_ v: inout [String: Double]) {
+        guard let f = profile.control?.fault, let p = profile.point(f.point) else { return }
+        if let faultValue { v[f.point] = faultValue; return }
+        if f.reason(v[f.point] ?? Self.fallback(for: p)) != nil {
+            v[f.point] = Double((0...65_535).first { f.reason(Double($0)) == nil } ?? 0)
+        }
     }
 
     /// A plausible constant for points the model does not know.

@@ -233,8 +233,8 @@ final class SimulatorEngine {
             return
         case let .slow(ms):
             SystemClock.sleepMs(Int64(ms))
-        case .none:
-            break
+        case .none, .device:
+            break   // a device fault is in the registers (see `refresh`)
         }
         let write = parseWrite(query, length: rc, header: header)
         // Recorded before the reply, so a client that saw its write acknowledged finds it in `writes`.
@@ -296,6 +296,7 @@ final class SimulatorEngine {
         let holding = mapping.pointee.tab_registers!
         let input = mapping.pointee.tab_input_registers!
         model.readControl(holding: holding)
+        model.play(sim.fault)
         let physical = model.step(dtSeconds: dtSeconds)
         var published: [String: Double] = [:]
         for p in served.points {

@@ -91,6 +91,7 @@ public enum BuiltinProfiles {
           - "evcc-io/evcc charger/vestel.go"
           - "evcc-io/evcc files/13239564/EVC04_Modbus_TCP_Specification.v1.8.pdf"
           - "public HA integration for Webasto Next (same register family) for 2000/2002"
+          - "evcc-io/evcc issue #24874 (1000 = OCPP charge point status per the Vestel Modbus spec: 0 Available ... 7 Unavailable, 8 Faulted)"
         notes: >-
           Modbus TCP port 502, unit 255. Measurements are uint16/uint32 input registers (fc 4),
           control registers are holding registers (fc 6/16). charging_current 0 pauses,
@@ -98,7 +99,9 @@ public enum BuiltinProfiles {
           failsafe_timeout/4), or the charger falls back to failsafe_current.
           Not verified on hardware: failsafe_current (2000) and failsafe_timeout (2002) come from
           the Webasto Next integration; energy_total unit 0.1 kWh (evcc divides by 10);
-          cable_state >= 2 meaning a vehicle is connected; charging_state 1 meaning charging.
+          cable_state >= 2 meaning a vehicle is connected; charging_state 1 meaning charging;
+          charge_point_state 8 meaning Faulted (the OCPP status list quoted in evcc issue 24874),
+          which makes the charger a fault (SafetyDerate).
         defaults: { table: input, type: uint16, word_order: hi_first, verified: false }
         points:
           number_of_phases: { address: 404 }
@@ -120,5 +123,6 @@ public enum BuiltinProfiles {
           failsafe_timeout: { address: 2002, type: uint16 }
           alive: { address: 6000, value: 1 }
           resolution: 1
+          fault: { point: charge_point_state, values: { 8: faulted } }
         """
 }

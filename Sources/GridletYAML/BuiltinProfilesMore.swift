@@ -110,19 +110,24 @@ extension BuiltinProfiles {
         sources:
           - "evcc-io/evcc charger/webasto-next.go"
           - "evcc-io/evcc charger/vestel.go (same register family)"
+          - "OpenEMS/openems io.openems.edge.evcs.webasto.next EvcsWebastoNextImpl.java (1006 EVSE error code), enums/EvseErrorCode.java @ d3be63cd"
         notes: >-
           Modbus TCP port 502, unit 255. Same register family as the Vestel EVC04, with these
           differences (evcc): total energy 1036 is a holding register in Wh (not 0.1 kWh), and the
           alive register 6000 is written every failsafe_timeout/2 (the agent writes more often,
           which is allowed). Not verified on hardware: everything, in particular failsafe_current
           (2000) and failsafe_timeout (2002), cable_state >= 2 meaning a vehicle is connected,
-          charging 1 meaning charging.
+          charging 1 meaning charging, and the EVSE error code (1006, 0 = no error, texts from
+          OpenEMS), which OpenEMS reads with fc 3 while this profile reads the 1000 block with fc 4
+          as evcc does. The charge_point_state coding differs between sources (OpenEMS: 7 = error;
+          the Vestel spec: 8 = Faulted), so the fault is taken from the error code instead.
         defaults: { table: input, type: uint16, word_order: hi_first, verified: false }
         points:
           number_of_phases: { address: 404 }
           charge_point_state: { address: 1000 }
           charging: { address: 1001 }
           cable_state: { address: 1004 }
+          evse_error_code: { address: 1006 }
           current_l1_a: { address: 1008, scale: 0.001, unit: A }
           current_l2_a: { address: 1010, scale: 0.001, unit: A }
           current_l3_a: { address: 1012, scale: 0.001, unit: A }
@@ -139,6 +144,26 @@ extension BuiltinProfiles {
           alive: { address: 6000, value: 1 }
           resolution: 1
           refresh_fraction: 0.5
+          fault:
+            point: evse_error_code
+            nonzero: true
+            values:
+              1: "internal board supply voltage error"
+              2: "supply voltage error"
+              3: "EV communication error"
+              4: "over voltage"
+              5: "under voltage"
+              6: "over current"
+              7: "other error"
+              8: "ground failure"
+              9: "RCD module error"
+              10: "over temperature"
+              11: "proximity pilot error"
+              12: "shutter error"
+              13: "three phase check error"
+              14: "PWR internal error"
+              15: "negative control pilot out of range"
+              16: "DC residual current"
         """
 
     static let alfenEve = """
@@ -161,7 +186,8 @@ extension BuiltinProfiles {
           not writable over Modbus): the agent must rewrite it well within that (evcc: every 25 s),
           otherwise and after a reboot the charger uses its safe current (1212, read-only here).
           There is no failsafe current or timeout register to program. The mode 3 state (1201,
-          5-register string) is not read. Not verified on hardware: everything.
+          5-register string; F = fault) is not read: profiles have no string type, so this profile
+          names no fault point. Not verified on hardware: everything.
         defaults: { table: holding, type: float32, word_order: hi_first, verified: false }
         points:
           voltage_l1_v: { address: 306, unit: V }
@@ -200,7 +226,8 @@ extension BuiltinProfiles {
           0 pauses; safe_current (131, A) is used when nothing was written for comm_timeout (132, s).
           The meter registers (power, energy, currents) are not in the reference map and are left
           out: this profile gives control and state only. Not verified on hardware: everything,
-          including cp_state coding (A=1 B=2 C=3 D=4 E=5).
+          including cp_state coding (A=1 B=2 C=3 D=4 E=5); control pilot state E (5, error: no
+          power or a pilot fault in IEC 61851) makes the charger a fault (SafetyDerate).
         defaults: { table: holding, type: uint16, word_order: hi_first, verified: false }
         points:
           cp_state: { address: 122 }
@@ -214,6 +241,7 @@ extension BuiltinProfiles {
           failsafe_current: { address: 131, type: uint16 }
           failsafe_timeout: { address: 132, type: uint16 }
           resolution: 1
+          fault: { point: cp_state, values: { 5: "control pilot state E (error)" } }
         """
 
     static let abbTerraAC = """
@@ -232,7 +260,9 @@ extension BuiltinProfiles {
           charging current limit 0x4100 is uint32 in mA written with fc 16; below 6 A the session
           pauses. Communication timeout 0x4106 (s, fc 6); on timeout the charger uses the fallback
           current configured in TerraConfig, which cannot be written over Modbus (there is no
-          failsafe_current register). Not verified on hardware: everything.
+          failsafe_current register). error_code (0x4008): 0 = no error, any other value is an
+          error listed in ABB's troubleshooting guide, so any non-zero code makes the charger a
+          fault (SafetyDerate). Not verified on hardware: everything.
         defaults: { table: input, type: uint32, word_order: hi_first, verified: false }
         points:
           max_current_a: { address: 0x4006, scale: 0.001, unit: A }
@@ -253,5 +283,6 @@ extension BuiltinProfiles {
           charging_current: { address: 0x4100, type: uint32, scale: 0.001 }
           failsafe_timeout: { address: 0x4106, type: uint16 }
           resolution: 0.1
+          fault: { point: error_code, nonzero: true }
         """
 }

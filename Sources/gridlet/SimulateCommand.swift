@@ -7,9 +7,11 @@ struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a profile's register map over Modbus TCP or RTU (libmodbus server) for demos and tests.",
         discussion: """
-            Faults: --fault no-answer | exception:N | slow:300ms [--fault-unit N]. With --fault-file PATH the fault
-            is read from that file about every 100 ms (same syntax, optionally FAULT@UNIT; a missing file means none),
-            so a test can make the device stop answering mid-run.
+            Faults: --fault no-answer | exception:N | slow:300ms [--fault-unit N], or --fault device[:VALUE]: a
+            charger that answers and says it is in fault (its profile's control.fault point serves VALUE, by default
+            the first value the profile lists as a fault). With --fault-file PATH the fault is read from that file
+            about every 100 ms (same syntax, optionally FAULT@UNIT; a missing file means none), so a test can make
+            the device stop answering, or go into fault, mid-run.
             """)
     @Argument(help: "Built-in profile name or profile file.") var profile: String
     @Option(name: .long, help: "TCP port.") var port: Int = 1502
@@ -27,7 +29,7 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "SunSpec profiles: meter model to serve (201-204, 211-214).") var sunspecModel: Int = 203
     @Option(name: .long, help: "SunSpec profiles: address of the 'SunS' marker (40000, 0 or 50000).") var sunspecBase: Int = 40000
     @Option(name: .long, parsing: .upToNextOption, help: "SunSpec profiles: points served as 'not implemented'.") var unimplemented: [String] = []
-    @Option(name: .long, help: "Inject a fault: none, no-answer, exception:N, slow:MS.") var fault: String = "none"
+    @Option(name: .long, help: "Inject a fault: none, no-answer, exception:N, slow:MS, device[:VALUE].") var fault: String = "none"
     @Option(name: .long, help: "Apply the fault to this unit id only.") var faultUnit: Int?
     @Option(name: .long, help: "Read the fault from this file at run time.") var faultFile: String?
 
@@ -35,7 +37,11 @@ struct Simulate: ParsableCommand {
         let p: DeviceProfile
         do { p = try ProfileLibrary.profile(profile) } catch { throw Failure("\(error)", code: 2) }
         guard let f = DeviceSimulation.Fault(fault) else {
-            throw Failure("--fault: expected none, no-answer, exception:N or slow:MS, got '\(fault)'", code: 2)
+            throw Failure("--fault: expected none, no-answer, exception:N, slow:MS or device[:VALUE], got '\(fault)'", code: 2)
+        }
+        if f.isDeviceFault, p.control?.fault == nil {
+            throw Failure("--fault \(fault): profile \(p.name) names no fault point (control.fault), so there is nothing to set; "
+                          + "use a profile with one (gridlet profiles NAME shows it) or add control.fault to a profile file", code: 2)
         }
         if p.sunspec != nil, SunSpec.length(ofModel: sunspecModel) == nil {
             throw Failure("--sunspec-model: expected 201-204 or 211-214, got \(sunspecModel)", code: 2)

@@ -142,7 +142,10 @@ class Simulator:
     def __init__(self, profile, workdir, frozen=True, voltage=230):
         self.port = free_port()
         self.write_log = os.path.join(workdir, f"{profile}-{self.port}-writes.jsonl")
-        args = [GRIDLET, "simulate", profile, "--port", str(self.port), "--write-log", self.write_log]
+        # Read by the simulator about every 100 ms; absent = no fault (see set_fault).
+        self.fault_file = os.path.join(workdir, f"{profile}-{self.port}-fault")
+        args = [GRIDLET, "simulate", profile, "--port", str(self.port), "--write-log", self.write_log,
+                "--fault-file", self.fault_file]
         if frozen:
             args.append("--frozen")
         if voltage:
@@ -166,6 +169,14 @@ class Simulator:
     def last_value(self, address):
         w = self.writes(address)
         return w[-1]["values"][0] if w else None
+
+    def set_fault(self, text):
+        """Plays a fault from now on: none, no-answer, exception:N, slow:MS or device[:VALUE]
+        (`gridlet simulate --fault` syntax). Replaced atomically so a half-written file is never read."""
+        tmp = self.fault_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, self.fault_file)
 
     def stop(self):
         stop_process(self.proc)
