@@ -10,8 +10,8 @@ import Synchronization
 /// own bus (so there is one master per bus), `modbus ...` and `scan ...` run diagnostics on a
 /// configured bus (see DiagnosticsRequests), `queue-stats` the queue stats the control loop
 /// published last, `queue-peek N` the oldest N records (the control loop reads them on its
-/// next turn; this thread never touches the queue), `events`, `optout ID` and `schedule N` are
-/// answered by the control loop. The answer is one JSON document.
+/// next turn; this thread never touches the queue), `events`, `optout ID`, `schedule N` and
+/// `version-reset events|schedules` are answered by the control loop. The answer is one JSON document.
 final class StatusServer: Sendable {
     let path: String
     private let fd: Int32
@@ -126,7 +126,7 @@ final class StatusServer: Sendable {
         switch words.first {
         case "status":
             return snapshot.withLock { $0 }
-        case "events", "optout", "schedule":
+        case "events", "optout", "schedule", "version-reset":
             // These need the control engine, which only the control loop may touch.
             guard let loop = controlLoop.withLock({ $0 }) else {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("the control loop is not running"))]).serialized
@@ -148,7 +148,7 @@ final class StatusServer: Sendable {
             for l in links where !buses.contains(where: { $0 === l.bus }) { buses.append(l.bus) }
             return DiagnosticsRequests.respond(words, buses: buses)
         default:
-            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status, read DEVICE, modbus, scan, events, optout ID, schedule N, queue-stats or queue-peek N"))]).serialized
+            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status, read DEVICE, modbus, scan, events, optout ID, schedule N, version-reset events|schedules, queue-stats or queue-peek N"))]).serialized
         }
     }
 }
