@@ -67,6 +67,10 @@ extension Agent {
                 // delay the register write.
                 applyLimits(nowWall: nowWall, nowMono: time.monoMs())
                 stored = persist()
+            } else if lastPersistError != nil, command != .ping {
+                // After a failed write memory is ahead of the disk: a re-sent command changes
+                // nothing now, and is acknowledged only once the state is written.
+                stored = persist()
             }
             if !stored {
                 // The reply is the real acknowledgement (libmosquitto sent the PUBACK already):
