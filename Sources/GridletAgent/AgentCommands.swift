@@ -64,14 +64,17 @@ extension Agent {
             let answer: [(String, JSONValue)] = outcome.error.map { [("ok", .bool(false)), ("error", Reports.error($0))] }
                 ?? [("ok", .bool(true))]
             log.info("\(label): \(outcome.error.map { "refused: \($0.message)" } ?? "ok")")
-            guard outcome.changed else {
+            // After a failed write memory is ahead of the disk: a re-sent command changes nothing
+            // now, and is acknowledged only once the state is written.
+            let behindDisk = lastPersistError != nil && command != .ping
+            guard outcome.changed || behindDisk else {
                 emit(outcome.responses, wallMs: nowWall)
                 sendReply(reply + answer, to: msg)
                 return
             }
             // Drive the chargers at once; the reply, the real acknowledgement (libmosquitto sent
             // the PUBACK already), waits until the command is on disk, off the loop.
-            applyLimits(nowWall: nowWall, nowMono: time.monoMs())
+            if outcome.changed { applyLimits(nowWall: nowWall, nowMono: time.monoMs()) }
             persistThen { [self] failure in
                 if let failure {
                     log.error("\(label) could not be stored, not acknowledged: \(failure)")

@@ -6,7 +6,8 @@ import GridletSys
 /// no daemon runs, so both paths print the same).
 ///
 /// - `modbus BUS UNIT read FC ADDRESS COUNT [TIMEOUT_MS]`
-/// - `modbus BUS UNIT write FC ADDRESS V1,V2,... [TIMEOUT_MS]` (raw register values)
+/// - `modbus BUS UNIT write FC ADDRESS V1,V2,... [TIMEOUT_MS]` (raw register values; refused on
+///   a charger register the daemon drives, see `DrivenRegisters`)
 /// - `scan BUS FROM TO [TIMEOUT_MS]`
 ///
 /// TIMEOUT_MS (1...60000) replaces the bus timeout for that request; diagnostics never retry.
@@ -14,13 +15,7 @@ import GridletSys
 public enum DiagnosticsRequests {
     public static func modbusJSON(bus: String, unit: Int, op: ModbusOperation,
                                   result: Result<[UInt16], ModbusError>, via: String = "direct") -> String {
-        var fields: [(String, JSONValue)] = [("via", .string(via)), ("bus", .string(bus)), ("unit", .number(Double(unit)))]
-        switch op {
-        case let .read(fc, address, count):
-            fields += [("function", .number(Double(fc))), ("address", .number(Double(address))), ("count", .number(Double(count)))]
-        case let .write(fc, address, values):
-            fields += [("function", .number(Double(fc))), ("address", .number(Double(address))), ("count", .number(Double(values.count)))]
-        }
+        let fields = operationFields(bus: bus, unit: unit, op: op, via: via)
         switch result {
         case let .success(regs):
             return JSONValue.object([("ok", .bool(true))] + fields + [("registers", .array(regs.map { .number(Double($0)) }))]).serialized
@@ -29,6 +24,17 @@ public enum DiagnosticsRequests {
             if case let .exception(code) = e.kind { err.append(("exception", .number(Double(code)))) }
             return JSONValue.object([("ok", .bool(false))] + fields + err).serialized
         }
+    }
+
+    static func operationFields(bus: String, unit: Int, op: ModbusOperation, via: String) -> [(String, JSONValue)] {
+        var fields: [(String, JSONValue)] = [("via", .string(via)), ("bus", .string(bus)), ("unit", .number(Double(unit)))]
+        switch op {
+        case let .read(fc, address, count):
+            fields += [("function", .number(Double(fc))), ("address", .number(Double(address))), ("count", .number(Double(count)))]
+        case let .write(fc, address, values):
+            fields += [("function", .number(Double(fc))), ("address", .number(Double(address))), ("count", .number(Double(values.count)))]
+        }
+        return fields
     }
 
     public static func scanJSON(bus: String, results: [(unit: Int, probe: ModbusProbe)], elapsedMs: Int64,
@@ -46,8 +52,9 @@ public enum DiagnosticsRequests {
         JSONValue.object([("ok", .bool(false)), ("error", .string(text))]).serialized
     }
 
-    /// Answers a `modbus` or `scan` request on one of the daemon's buses.
-    static func respond(_ words: [String], buses: [ModbusBus]) -> String {
+    /// Answers a `modbus` or `scan` request on one of the daemon's buses. A write to a register in
+    /// `driven` is refused before it reaches the bus (`"refused":true`, see `DrivenRegisters`).
+    static func respond(_ words: [String], buses: [ModbusBus], driven: DrivenRegisters = DrivenRegisters()) -> String {
         guard words.count >= 2 else { return error("usage: modbus BUS UNIT read|write ... or scan BUS FROM TO") }
         guard let bus = buses.first(where: { $0.name == words[1] }) else {
             return error("unknown bus '\(words[1])'; configured: \(buses.map(\.name).joined(separator: ", "))")
@@ -84,9 +91,33 @@ public enum DiagnosticsRequests {
             return error("expected read or write, got '\(words[3])'")
         }
         if let problem = op.problem { return error(problem) }
+        if let refusal = driven.refusal(of: op, bus: bus.name, unit: unit) {
+            let fields = operationFields(bus: bus.name, unit: unit, op: op, via: "daemon")
+            return JSONValue.object([("ok", .bool(false))] + fields + [("error", .string(refusal)), ("refused", .bool(true))]).serialized
+        }
         return modbusJSON(bus: bus.name, unit: unit, op: op,
                           result: ModbusDiagnostics.perform(op, unit: unit, on: bus, deviceName: "modbus",
                                                             overrides: .init(timeoutMs: timeoutMs, retries: 0)),
                           via: "daemon")
+    }
+}
+
+extension DrivenRegisters {
+    /// The registers of the chargers the daemon drives: role `charger` with a profile `control:`
+    /// section (the ones the agent makes a `ChargerDriver` for). A charger alone on a Modbus TCP
+    /// bus is matched whatever the unit id of the write (such devices usually ignore it).
+    init(links: [DeviceLink]) {
+        var registers: [DrivenRegister] = []
+        for link in links where link.config.role == .charger {
+            guard let control = link.profile.control else { continue }
+            let aloneOnTCP: Bool
+            if case .tcp = link.bus.transport {
+                aloneOnTCP = links.filter { $0.bus === link.bus }.count == 1
+            } else {
+                aloneOnTCP = false
+            }
+            registers += DrivenRegister.of(link.config, control: control, anyUnit: aloneOnTCP)
+        }
+        self.init(registers)
     }
 }

@@ -8,10 +8,11 @@ import Synchronization
 /// The local CLI socket (`site.socket`, mode 0660). One request line per connection:
 /// `status` returns the latest snapshot, `read DEVICE` reads the device through the daemon's
 /// own bus (so there is one master per bus), `modbus ...` and `scan ...` run diagnostics on a
-/// configured bus (see DiagnosticsRequests), `queue-stats` the queue stats the control loop
-/// published last, `queue-peek N` the oldest N records (the control loop reads them on its
-/// next turn; this thread never touches the queue), `events`, `optout ID` and `schedule N` are
-/// answered by the control loop. The answer is one JSON document.
+/// configured bus (see DiagnosticsRequests; a write to a register the daemon drives is refused),
+/// `queue-stats` the queue stats the control loop published last, `queue-peek N` the oldest N
+/// records (the control loop reads them on its next turn; this thread never touches the queue),
+/// `events`, `optout ID`, `schedule N` and `version-reset events|schedules` are answered by the
+/// control loop. The answer is one JSON document.
 final class StatusServer: Sendable {
     let path: String
     private let fd: Int32
@@ -20,6 +21,8 @@ final class StatusServer: Sendable {
     /// A pending `queue-peek` (count) and the control loop's answer.
     private let peek = Mutex<(requested: Int?, answer: String?)>((nil, nil))
     private let links: [DeviceLink]
+    /// Charger control registers `modbus ... write` may not touch while the daemon runs.
+    private let driven: DrivenRegisters
     private let log: Logger
     private let running = Atomic<Bool>(false)
     private let thread = Mutex<PosixThread?>(nil)
@@ -29,6 +32,7 @@ final class StatusServer: Sendable {
     init(path: String, links: [DeviceLink], logger: Logger) throws(StateFile.IOError) {
         self.path = path
         self.links = links
+        self.driven = DrivenRegisters(links: links)
         self.log = logger
         try StateFile.makeDirectories(StateFile.directory(of: path), mode: 0o755)
         unlink(path)
@@ -126,7 +130,7 @@ final class StatusServer: Sendable {
         switch words.first {
         case "status":
             return snapshot.withLock { $0 }
-        case "events", "optout", "schedule":
+        case "events", "optout", "schedule", "version-reset":
             // These need the control engine, which only the control loop may touch.
             guard let loop = controlLoop.withLock({ $0 }) else {
                 return JSONValue.object([("ok", .bool(false)), ("error", .string("the control loop is not running"))]).serialized
@@ -146,9 +150,9 @@ final class StatusServer: Sendable {
         case "modbus", "scan":
             var buses: [ModbusBus] = []
             for l in links where !buses.contains(where: { $0 === l.bus }) { buses.append(l.bus) }
-            return DiagnosticsRequests.respond(words, buses: buses)
+            return DiagnosticsRequests.respond(words, buses: buses, driven: driven)
         default:
-            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status, read DEVICE, modbus, scan, events, optout ID, schedule N, queue-stats or queue-peek N"))]).serialized
+            return JSONValue.object([("ok", .bool(false)), ("error", .string("unknown request '\(request)'; use status, read DEVICE, modbus, scan, events, optout ID, schedule N, version-reset events|schedules, queue-stats or queue-peek N"))]).serialized
         }
     }
 }

@@ -86,3 +86,51 @@ struct Schedule: ParsableCommand {
         }
     }
 }
+
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "version",
+        abstract: "The version counters of the remote cmd/events and cmd/schedules sets.",
+        subcommands: [Reset.self])
+
+    /// The on-site way out when a DERMS's version counter went backwards (a restored database, a
+    /// new DERMS): the daemon answers every lower version `stale_version`, so without a reset the
+    /// sender would have to count up past the old version.
+    struct Reset: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Forget the version of cmd/events or cmd/schedules: the next set is accepted whatever its version.",
+            discussion: """
+                Use it when the sender's version counter went back (cmd/... replies stale_version with \
+                current_version). What is stored stays in force until the next set replaces it. Make \
+                sure the set retained on the broker is the one you want: it is delivered again at the \
+                next reconnect, and after a reset any version is accepted.
+                """)
+        @Argument(help: "Which set: events or schedules.") var set: String
+        @Flag(name: .long, help: "Print JSON.") var json = false
+        @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
+        @Option(name: .long, help: "The daemon's socket.") var socket: String?
+
+        func run() throws {
+            guard let which = ControlEngine.VersionedSet(rawValue: set) else {
+                throw Failure("version reset: expected events or schedules, got '\(set)'", code: 2)
+            }
+            let v: JSONValue
+            do {
+                v = try askDaemon("version-reset \(which.rawValue)", config: config, socket: socket)
+            } catch let f as Failure where f.description.hasPrefix("cannot reach the daemon") {
+                // The version lives in the daemon's state: nothing to reset without it.
+                let text = "\(f.description)\nThe \(which.rawValue) version is kept by the running daemon: start it "
+                    + "(sudo systemctl start gridlet), then run `gridlet version reset \(which.rawValue)` again."
+                if json { print(JSONValue.object([("ok", .bool(false)), ("error", .string(text))]).serialized) }
+                throw Failure(text)
+            }
+            if json { print(v.serialized) }
+            guard v["ok"]?.boolValue == true else { throw Failure("version reset refused: \(errorText(v))") }
+            if json { return }
+            let was = Int(v["previous_version"]?.doubleValue ?? -1)
+            let from = was < 0 ? "no version was in force" : "was version \(was)"
+            print("\(which.rawValue) version reset (\(from)): the next cmd/\(which.rawValue) is accepted whatever its "
+                + "version; the stored \(which.rawValue) stay in force until it arrives")
+        }
+    }
+}

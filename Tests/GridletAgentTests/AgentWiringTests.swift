@@ -241,7 +241,7 @@ extension AgentWiringTests {
         h.command("event", #"{"id":"evt-s","duration_s":600,"limit_w":4140}"#)   // the sender re-sends
         h.step()
         h.step()
-        // Unchanged in memory, so nothing to write: acknowledged at once.
+        // Memory was ahead of the disk: written again, then acknowledged.
         #expect(h.mqtt.on("/reply").last?.payload.contains(#""ok":true"#) == true)
     }
 

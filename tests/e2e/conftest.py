@@ -120,9 +120,9 @@ class Collector:
             return [(t.rsplit("/", 1)[1], p) for (t, p, _) in self.messages
                     if t.rsplit("/", 1)[1] in ("telemetry", "ledger", "responses", "gap")]
 
-    def publish(self, cmd, payload):
+    def publish(self, cmd, payload, retain=False):
         data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
-        info = self.client.publish(f"{self.root}/cmd/{cmd}", data, qos=1)
+        info = self.client.publish(f"{self.root}/cmd/{cmd}", data, qos=1, retain=retain)
         info.wait_for_publish(5)
 
     def wait_for(self, suffix, predicate=lambda p: True, timeout=10, start=0):

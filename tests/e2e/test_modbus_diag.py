@@ -219,6 +219,78 @@ def test_diagnostics_go_through_the_running_daemon(workdir, procs):
     assert r.returncode == 0 and json.loads(r.stdout)["via"] == "direct", r.stderr
 
 
+def test_writes_to_the_registers_the_daemon_drives_are_refused_through_it(workdir, procs):
+    """While the daemon drives a charger, `modbus write` through it may not touch the setpoint,
+    failsafe or alive registers (the daemon would overwrite them, the charger could exceed the
+    limit); reads and other registers go through; with the daemon stopped the bench write works."""
+    port = free_port()
+    log = os.path.join(workdir, "writes.jsonl")
+    procs.append(Proc([GRIDLET, "simulate", "vestel-evc04", "--port", str(port), "--frozen", "--write-log", log],
+                      lambda: port_open(port)))
+    state = os.path.join(workdir, "state")
+    cfg = os.path.join(workdir, "gridlet.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""site:
+  id: diag
+  state_dir: {state}
+  socket: {state}/gridlet.sock
+buses:
+  - name: lan
+    kind: tcp
+    host: 127.0.0.1
+    port: {port}
+devices:
+  - name: evse
+    bus: lan
+    unit: 255
+    profile: vestel-evc04
+    role: charger
+    max_current: 16
+mqtt:
+  host: 127.0.0.1
+  port: {free_port()}
+""")
+
+    def written(address):
+        if not os.path.exists(log):
+            return []
+        with open(log) as f:
+            return [w["values"] for w in map(json.loads, filter(str.strip, f)) if w["address"] == address]
+
+    agent = subprocess.Popen([GRIDLET, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: os.path.exists(os.path.join(state, "gridlet.sock")), 15, what="daemon socket")
+        wait_until(lambda: written(5004), 15, what="the daemon driving the setpoint")
+        r = gridlet("modbus", "write", "--bus", "lan", "--unit", "255", "--function", "6", "--address", "5004", "32",
+                    "--config", cfg)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "refused: holding register 5004 is the charging_current register of charger evse" in r.stderr, r.stderr
+        assert "overwritten" in r.stderr and "limit in force" in r.stderr
+        assert "cmd/event" in r.stderr and "stop the daemon" in r.stderr
+        # The same endpoint as --tcp with the default unit 1: a TCP charger alone on its endpoint
+        # answers any unit id, so this is refused too.
+        r = gridlet("modbus", "write", "--tcp", f"127.0.0.1:{port}", "--function", "16", "--address", "2002", "600",
+                    "--json", "--config", cfg)
+        assert r.returncode == 1
+        doc = json.loads(r.stdout)
+        assert doc["ok"] is False and doc["refused"] is True and doc["via"] == "daemon", doc
+        assert "failsafe_timeout" in doc["error"] and "any unit id" in doc["error"], doc
+        assert [32] not in written(5004) and [600] not in written(2002), "nothing reached the charger"
+        # Reads stay allowed, and so does a register the daemon does not drive.
+        r = gridlet("modbus", "read", "--bus", "lan", "--unit", "255", "--address", "5004", "--json", "--config", cfg)
+        assert r.returncode == 0 and json.loads(r.stdout)["via"] == "daemon", r.stderr
+        r = gridlet("modbus", "write", "--bus", "lan", "--unit", "255", "--function", "6", "--address", "5005", "7",
+                    "--json", "--config", cfg)
+        assert "refused" not in json.loads(r.stdout), r.stdout
+    finally:
+        stop_process(agent)
+    # A bench test with the daemon stopped writes directly.
+    r = gridlet("modbus", "write", "--bus", "lan", "--unit", "255", "--function", "6", "--address", "5004", "10",
+                "--json", "--config", cfg)
+    assert r.returncode == 0 and json.loads(r.stdout)["via"] == "direct", r.stdout + r.stderr
+    wait_until(lambda: [10] in written(5004), 5, what="the direct write")
+
+
 def test_agent_reads_again_after_the_serial_adapter_vanishes_and_returns(workdir, procs):
     """A USB RS-485 adapter unplugged and plugged back: the pty pair (socat) disappears with its
     device links, the agent marks the meter not ok, and reads it again once the links are back."""
