@@ -19,6 +19,7 @@ enum AgentInput: Sendable {
     case mqtt(MQTTEvent)
     case polled(device: Int, result: Result<[String: Double?], ModbusError>)
     case wrote(device: Int, register: ChargerRegister, value: Double, result: Result<[UInt16], ModbusError>)
+    case readBack(device: Int, register: ChargerRegister, result: Result<Double, ModbusError>)
     case local(LocalRequest)
     case stored(StateWriteResult)
 }
@@ -254,6 +255,19 @@ public final class Agent {
             if case let .failure(e) = result { error = e.description }
             if drivers[i]?.completed(register, error: error, nowMs: nowMono) == true {
                 log.error("charger \(devices[i].config.name): writing \(register.rawValue) \(JSONValue.format(value)) failed: \(error ?? "")")
+            }
+        case let .readBack(i, register, result):
+            let value = try? result.get()
+            var error: String? = nil
+            if case let .failure(e) = result { error = e.description }
+            let name = devices[i].config.name
+            switch drivers[i]?.readBack(register, value: value, error: error, nowMs: nowMono) {
+            case let .mismatch(read, expected)?:
+                log.error("charger \(name): \(register.rawValue) reads \(JSONValue.format(read)) after writing \(JSONValue.format(expected)); writing it again")
+            case let .unreadable(e)?:
+                log.warning("charger \(name): cannot read back \(register.rawValue) (\(e)); the write stands unverified")
+            case .verified?, nil:
+                break
             }
         case let .mqtt(event):
             handleMQTT(event, nowWall: nowWall)

@@ -51,21 +51,20 @@ extension Agent {
             let before = driver.written
             let actions = driver.drive(limitW: share, voltage: v, fallbackW: fallbackShare, nowMs: nowMono)
             drivers[i] = driver
-            for case let .write(register, value) in actions {
-                if register == .setpoint, let sp = driver.written, sp != before {
-                    log.info("charger \(devices[i].config.name): \(sp.paused ? "pause (0 A)" : "\(JSONValue.format(sp.amps)) A") for \(JSONValue.format(share)) W (\(d.source), \(JSONValue.format(v)) V)")
-                }
-                let target: ProfileRegister?
-                switch register {
-                case .setpoint: target = control.chargingCurrent
-                case .alive: target = control.alive
-                case .failsafeCurrent: target = control.failsafeCurrent
-                case .failsafeTimeout: target = control.failsafeTimeout
-                }
-                guard let target else { continue }
-                let box = mailbox
-                devices[i].write(target, value: value) { r in
-                    box.post(.wrote(device: i, register: register, value: value, result: r))
+            let box = mailbox
+            for action in actions {
+                switch action {
+                case let .write(register, value):
+                    if register == .setpoint, let sp = driver.written, sp != before {
+                        log.info("charger \(devices[i].config.name): \(sp.paused ? "pause (0 A)" : "\(JSONValue.format(sp.amps)) A") for \(JSONValue.format(share)) W (\(d.source), \(JSONValue.format(v)) V)")
+                    }
+                    guard let target = control.register(register) else { continue }
+                    devices[i].write(target, value: value) { r in
+                        box.post(.wrote(device: i, register: register, value: value, result: r))
+                    }
+                case let .read(register):
+                    guard let target = control.register(register) else { continue }
+                    devices[i].read(target) { r in box.post(.readBack(device: i, register: register, result: r)) }
                 }
             }
         }
@@ -113,5 +112,17 @@ extension Agent {
             }
         }
         stateStore.submit(path: ledgerPath, bytes: Array(state.serialized.utf8), durable: true, token: nil)
+    }
+}
+
+extension ChargerControl {
+    /// The profile register behind a driver's register.
+    func register(_ r: ChargerRegister) -> ProfileRegister? {
+        switch r {
+        case .setpoint: return chargingCurrent
+        case .alive: return alive
+        case .failsafeCurrent: return failsafeCurrent
+        case .failsafeTimeout: return failsafeTimeout
+        }
     }
 }

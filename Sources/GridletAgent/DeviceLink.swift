@@ -32,4 +32,14 @@ final class DeviceLink: Sendable {
         bus.submit(.write(address: register.address, values: regs, unit: config.unit, deviceName: config.name),
                    completion: completion)
     }
+
+    /// Reads a holding register (fc 3) and decodes it like `write` encodes it.
+    func read(_ register: ProfileRegister, completion: @escaping @Sendable (Result<Double, ModbusError>) -> Void) {
+        bus.submit(.read(table: .holding, address: register.address, count: register.type.registerCount, unit: config.unit,
+                         deviceName: config.name)) { result in
+            completion(result.map { regs in
+                RegisterCodec.decode(regs, type: register.type, order: .hiFirst, scale: register.scale) ?? .nan
+            })
+        }
+    }
 }

@@ -28,6 +28,8 @@ protocol DevicePort: AnyObject, Sendable {
     func poll(completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void)
     func write(_ register: ProfileRegister, value: Double,
                completion: @escaping @Sendable (Result<[UInt16], ModbusError>) -> Void)
+    /// Reads a holding register back, decoded to its physical value.
+    func read(_ register: ProfileRegister, completion: @escaping @Sendable (Result<Double, ModbusError>) -> Void)
 }
 
 /// A bus as the status snapshot shows it, and stopped at shutdown.

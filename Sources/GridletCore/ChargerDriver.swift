@@ -10,6 +10,18 @@ public enum ChargerRegister: String, Sendable, CaseIterable, Hashable {
 public enum ChargerAction: Sendable, Equatable {
     /// Write `value` (physical units: A, s, or the alive value) to the register.
     case write(ChargerRegister, value: Double)
+    /// Read the register back (a failsafe register the profile says can be read).
+    case read(ChargerRegister)
+}
+
+/// What a read-back of a failsafe register showed.
+public enum ReadBackOutcome: Sendable, Equatable {
+    /// The charger holds the value written.
+    case verified
+    /// It holds another value: written again after the backoff.
+    case mismatch(read: Double, expected: Double)
+    /// The read failed: the write stands (unverified), the error is reported once.
+    case unreadable(String)
 }
 
 /// What a charger can do and how it must be driven, from its config and profile.
@@ -27,6 +39,8 @@ public struct ChargerDriverSettings: Sendable, Equatable {
     public var failsafeTimeoutMs: Int64
     public var minDwellMs: Int64
     public var resumeHysteresisA: Double = 0
+    /// Read each failsafe register back after writing it (profile `failsafe_readback`).
+    public var failsafeReadback = false
 
     public init(phases: Int, maxCurrent: Double, minCurrent: Double, resolution: Double = 1, hasFailsafe: Bool = false,
                 aliveValue: Double? = nil, setpointValidityS: Double? = nil, refreshFraction: Double? = nil,
@@ -45,6 +59,7 @@ public struct ChargerDriverSettings: Sendable, Equatable {
                   setpointValidityS: control.setpointValidityS, refreshFraction: control.refreshFraction,
                   failsafeTimeoutMs: failsafeTimeoutMs, minDwellMs: minDwellMs)
         self.resumeHysteresisA = resumeHysteresisA
+        self.failsafeReadback = control.failsafeReadback
     }
 
     /// How often the alive register (or, without one, the setpoint) is written again: the
@@ -99,6 +114,8 @@ public struct ChargerDriver: Sendable {
         var lastAttemptMs: Int64 = Int64.min / 2
         var failures = 0
         var retryAtMs: Int64 = Int64.min / 2
+        /// Written, to be read back (`failsafeReadback`); the read is in flight with `inFlight`.
+        var awaitingReadBack = false
     }
 
     public static let backoffStartMs: Int64 = 1000
@@ -122,6 +139,10 @@ public struct ChargerDriver: Sendable {
                                                    maxCurrent: s.maxCurrent, minCurrent: s.minCurrent, resolution: s.resolution)
             if let a = program(.failsafeCurrent, to: fallback.amps, nowMs: nowMs) { actions.append(a) }
             if let a = program(.failsafeTimeout, to: Double(s.failsafeTimeoutMs / 1000), nowMs: nowMs) { actions.append(a) }
+            for r in [ChargerRegister.failsafeCurrent, .failsafeTimeout] where tracks[r]?.awaitingReadBack == true && tracks[r]?.inFlight == false {
+                tracks[r]?.inFlight = true
+                actions.append(.read(r))
+            }
         }
         if let a = setpointWrite(sp, nowMs: nowMs) { actions.append(a) }
         if let alive = s.aliveValue, let a = refresh(.alive, value: alive, everyMs: s.refreshIntervalMs, nowMs: nowMs) {
@@ -151,7 +172,24 @@ public struct ChargerDriver: Sendable {
         t.confirmed = t.pending
         t.retryAtMs = Int64.min / 2
         if register == .setpoint { lastWriteError = nil }
+        if settings.failsafeReadback, register == .failsafeCurrent || register == .failsafeTimeout { t.awaitingReadBack = true }
         return false
+    }
+
+    /// A read-back finished: `value` as read (physical units), or the read's error.
+    public mutating func readBack(_ register: ChargerRegister, value: Double?, error: String?, nowMs: Int64) -> ReadBackOutcome {
+        var t = tracks[register] ?? RegisterTrack()
+        t.inFlight = false
+        t.awaitingReadBack = false
+        defer { tracks[register] = t }
+        guard let value, error == nil else { return .unreadable(error ?? "no value") }
+        let expected = t.pending ?? 0
+        // The register holds value/scale rounded: compare with half a step of slack.
+        if abs(value - expected) < 0.01 { return .verified }
+        t.confirmed = nil
+        t.failures += 1
+        t.retryAtMs = nowMs + Self.backoff(failures: t.failures)
+        return .mismatch(read: value, expected: expected)
     }
 
     /// 1 s after the first failure, doubling up to 10 s.
@@ -193,7 +231,7 @@ public struct ChargerDriver: Sendable {
     /// A failsafe register: written until the charger confirmed the wanted value.
     private mutating func program(_ register: ChargerRegister, to value: Double, nowMs: Int64) -> ChargerAction? {
         var t = tracks[register] ?? RegisterTrack()
-        guard !t.inFlight, t.confirmed != value, nowMs >= t.retryAtMs else { return nil }
+        guard !t.inFlight, !t.awaitingReadBack, t.confirmed != value, nowMs >= t.retryAtMs else { return nil }
         t.inFlight = true
         t.pending = value
         t.lastAttemptMs = nowMs

@@ -85,6 +85,9 @@ public struct ChargerControl: Sendable, Equatable {
     public var refreshFraction: Double?
     /// The point by which the charger says it is in fault; nil: the profile knows none.
     public var fault: ChargerFault?
+    /// The failsafe registers can be read back (holding registers the charger keeps): after a
+    /// write the agent reads each one and writes again if the charger kept another value.
+    public var failsafeReadback = false
     public init(chargingCurrent: ProfileRegister, failsafeCurrent: ProfileRegister? = nil, failsafeTimeout: ProfileRegister? = nil,
                 alive: ProfileRegister? = nil, aliveValue: Int = 1, currentResolution: Double = 1,
                 setpointValidityS: Double? = nil, refreshFraction: Double? = nil, fault: ChargerFault? = nil) {

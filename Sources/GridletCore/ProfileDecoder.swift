@@ -23,6 +23,7 @@
 /// ```
 /// Point keys: address (required), table, type, word_order, scale, unit, verified.
 /// Control keys also: setpoint_validity_s (the charger drops the setpoint after it), refresh_fraction,
+/// failsafe_readback (read the failsafe registers back after writing them),
 /// fault (`{ point, nonzero, values, bits }`, see `ChargerFault`).
 /// SunSpec profiles have `sunspec: { bases: [40000, 0, 50000], models: [201, ..., 214] }` and
 /// points `{ sunspec: W, unit: W }` (SunSpec point ID instead of address; see `SunSpec`).
@@ -172,10 +173,16 @@ extension DeviceProfile {
         let validity = try c.double("setpoint_validity_s", in: 2...86400)
         let fraction = try c.double("refresh_fraction", in: 0.05...0.9)
         let fault = try decodeFault(&c, points: points)
+        let readback = try c.bool("failsafe_readback") ?? false
+        if readback, failsafeCurrent == nil && failsafeTimeout == nil {
+            throw c.error("failsafe_readback", "needs failsafe_current or failsafe_timeout to read back")
+        }
         try c.finish()
-        return ChargerControl(chargingCurrent: charging, failsafeCurrent: failsafeCurrent, failsafeTimeout: failsafeTimeout,
-                              alive: alive, aliveValue: aliveValue, currentResolution: resolution,
-                              setpointValidityS: validity, refreshFraction: fraction, fault: fault)
+        var control = ChargerControl(chargingCurrent: charging, failsafeCurrent: failsafeCurrent, failsafeTimeout: failsafeTimeout,
+                                     alive: alive, aliveValue: aliveValue, currentResolution: resolution,
+                                     setpointValidityS: validity, refreshFraction: fraction, fault: fault)
+        control.failsafeReadback = readback
+        return control
     }
 
     /// `control.fault: { point, nonzero, values, bits }`: a point of this profile and which of its

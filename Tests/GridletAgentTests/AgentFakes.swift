@@ -45,6 +45,21 @@ final class FakeDevice: DevicePort {
         completion(fail ? .failure(ModbusError(code: ECONNREFUSED, device: config.name, bus: "lan", unit: config.unit, function: "write", address: register.address, count: 1, timeoutMs: 300)) : .success([UInt16(value)]))
     }
 
+    /// Addresses whose register keeps this value whatever is written (a charger that ignores a write).
+    let kept = Mutex<[Int: Double]>([:])
+    private(set) var reads: [Int] {
+        get { readLog.withLock { $0 } }
+        set { readLog.withLock { $0 = newValue } }
+    }
+    private let readLog = Mutex<[Int]>([])
+
+    func read(_ register: ProfileRegister, completion: @escaping @Sendable (Result<Double, ModbusError>) -> Void) {
+        readLog.withLock { $0.append(register.address) }
+        if let k = kept.withLock({ $0[register.address] }) { completion(.success(k)); return }
+        let last = writes(to: register.address).last ?? 0
+        completion(.success(last))
+    }
+
     var writes: [Write] { state.withLock { $0.writes } }
     func writes(to address: Int) -> [Double] { writes.filter { $0.address == address }.map(\.value) }
     func clearWrites() { state.withLock { $0.writes.removeAll() } }

@@ -259,3 +259,50 @@ extension AgentWiringTests {
         #expect(statuses.last?.contains(#""status":2,"#) == true)
     }
 }
+
+/// Failsafe programming is verified where the profile allows a read-back (issue "Fault-proof" 4).
+@Suite(.serialized) struct FailsafeReadBackTests {
+    typealias H = AgentHarness
+
+    static func profile() throws -> DeviceProfile {
+        try ProfileLibrary.parse("""
+            name: vestel-readback
+            kind: charger
+            vendor: Test
+            model: read back
+            unit: 255
+            transport: tcp
+            defaults: { table: input, type: uint16, word_order: hi_first, verified: false }
+            points:
+              voltage_l1_v: { address: 1016 }
+            control:
+              charging_current: { address: 5004 }
+              failsafe_current: { address: 2000 }
+              failsafe_timeout: { address: 2002 }
+              alive: { address: 6000, value: 1 }
+              failsafe_readback: true
+            """)
+    }
+
+    @Test func aFailsafeTheChargerDidNotKeepIsWrittenAgain() throws {
+        let h = try AgentHarness(control: "  fallback_limit_w: 4140", chargerProfile: try Self.profile())
+        h.charger.kept.withLock { $0[H.failsafeCurrent] = 0 }   // acknowledges the write, keeps 0
+        h.run(for: 4000)
+        let attempts = h.charger.writes(to: H.failsafeCurrent).count
+        #expect(attempts >= 2 && attempts <= 4, "\(attempts) writes in 4 s: retried with backoff")
+        #expect(h.charger.reads.filter { $0 == H.failsafeCurrent }.count >= 2)
+        #expect(h.charger.writes(to: H.failsafeTimeout).count == 1)   // read back fine: written once
+        h.charger.kept.withLock { $0.removeAll() }
+        h.run(for: 20_000)
+        let settled = h.charger.writes(to: H.failsafeCurrent).count
+        h.run(for: 20_000)
+        #expect(h.charger.writes(to: H.failsafeCurrent).count == settled)   // verified: not again
+        #expect(h.agent.drivers[1]?.confirmed(.failsafeCurrent) == 6)
+    }
+
+    @Test func withoutReadbackNothingIsRead() throws {
+        let h = try AgentHarness(control: "  fallback_limit_w: 4140")
+        h.run(for: 3000)
+        #expect(h.charger.reads.isEmpty)
+    }
+}

@@ -137,3 +137,46 @@ func writes(_ actions: [ChargerAction], _ register: ChargerRegister) -> [Double]
         #expect(writes(turn(&d, limitW: 6900, at: 60_000), .setpoint) == [10])
     }
 }
+
+@Suite struct ReadBackTests {
+    func settings() -> ChargerDriverSettings {
+        var s = vestelLike()
+        s.failsafeReadback = true
+        return s
+    }
+
+    @Test func aWrittenFailsafeIsReadBackThenConfirmed() {
+        var d = ChargerDriver(settings: settings())
+        turn(&d, fallbackW: 4140, at: 0)
+        let reads = d.drive(limitW: 4140, voltage: 230, fallbackW: 4140, nowMs: 10)
+        #expect(reads.contains(.read(.failsafeCurrent)))
+        #expect(reads.contains(.read(.failsafeTimeout)))
+        let v = d.readBack(.failsafeCurrent, value: 6, error: nil, nowMs: 20)
+        #expect(v == .verified)
+        #expect(d.readBack(.failsafeTimeout, value: 60, error: nil, nowMs: 20) == .verified)
+        let later = d.drive(limitW: 4140, voltage: 230, fallbackW: 4140, nowMs: 30)
+        #expect(!later.contains { if case .read = $0 { return true } else { return false } })
+        #expect(writes(later, .failsafeCurrent).isEmpty)
+    }
+
+    @Test func aMismatchIsWrittenAgainAfterTheBackoff() {
+        var d = ChargerDriver(settings: settings())
+        turn(&d, fallbackW: 4140, at: 0)
+        _ = d.drive(limitW: 4140, voltage: 230, fallbackW: 4140, nowMs: 10)
+        let m = d.readBack(.failsafeCurrent, value: 32, error: nil, nowMs: 20)
+        #expect(m == .mismatch(read: 32, expected: 6))
+        #expect(d.confirmed(.failsafeCurrent) == nil)
+        #expect(writes(d.drive(limitW: 4140, voltage: 230, fallbackW: 4140, nowMs: 500), .failsafeCurrent).isEmpty)
+        #expect(writes(d.drive(limitW: 4140, voltage: 230, fallbackW: 4140, nowMs: 1020), .failsafeCurrent) == [6])
+    }
+
+    @Test func anUnreadableRegisterLeavesTheWriteStanding() {
+        var d = ChargerDriver(settings: settings())
+        turn(&d, fallbackW: 4140, at: 0)
+        _ = d.drive(limitW: 4140, voltage: 230, fallbackW: 4140, nowMs: 10)
+        let u = d.readBack(.failsafeCurrent, value: nil, error: "illegal data address", nowMs: 20)
+        #expect(u == .unreadable("illegal data address"))
+        #expect(d.confirmed(.failsafeCurrent) == 6)
+        #expect(writes(d.drive(limitW: 4140, voltage: 230, fallbackW: 4140, nowMs: 5000), .failsafeCurrent).isEmpty)
+    }
+}
