@@ -194,20 +194,7 @@ public final class DiskQueue {
             rings = Self.layout(ringSize: ringSize)
         }
         do throws(QueueError) {
-            var maxSeq: UInt64 = 0
-            for i in rings.indices {
-                var start: (offset: Int, seq: UInt64) = (0, 1)
-                var reader = RingReader(fh: fh, base: rings[i].base, ring: rings[i].size)
-                if let ck {
-                    start = (Int(ck.heads[i].offset), ck.heads[i].seq)
-                } else if let oldest = try reader.findOldest() {
-                    start = oldest
-                }
-                let rec = try reader.recover(headOffset: start.offset, headSeq: start.seq)
-                rings[i].install(rec)
-                skipped += rec.skipped
-                maxSeq = max(maxSeq, rec.maxSeq)
-            }
+            let maxSeq = try recoverRings(from: ck, scanWithoutCheckpoint: true)
             generation = ck?.generation ?? 0
             nextSeq = max(ck?.highWater ?? 1, maxSeq &+ 1, 1)
             highWater = nextSeq
@@ -254,13 +241,25 @@ public final class DiskQueue {
             generation = ck.generation
             highWater = ck.highWater
         }
+        let maxSeq = try recoverRings(from: ck, scanWithoutCheckpoint: fileSize > Self.headerSize)
+        nextSeq = max(highWater, maxSeq &+ 1, 1)
+        highWater = nextSeq
+        if let ck { applyAcked(ck.acked) }
+        try writeCheckpoint()
+        try syncData()
+    }
+
+    /// Rebuilds every ring from the file (see `RingReader`): from the checkpoint's heads, or
+    /// without a checkpoint (when `scanWithoutCheckpoint`) from the oldest valid record of the
+    /// ring. Returns the highest seq found.
+    func recoverRings(from ck: Checkpoint?, scanWithoutCheckpoint: Bool) throws(QueueError) -> UInt64 {
         var maxSeq: UInt64 = 0
         for i in rings.indices {
             var reader = RingReader(fh: fh, base: rings[i].base, ring: rings[i].size)
             var start: (offset: Int, seq: UInt64) = (0, 1)
             if let ck {
                 start = (Int(ck.heads[i].offset), ck.heads[i].seq)
-            } else if fileSize > Self.headerSize, let oldest = try reader.findOldest() {
+            } else if scanWithoutCheckpoint, let oldest = try reader.findOldest() {
                 start = oldest
             }
             let rec = try reader.recover(headOffset: start.offset, headSeq: start.seq)
@@ -268,11 +267,7 @@ public final class DiskQueue {
             skipped += rec.skipped
             maxSeq = max(maxSeq, rec.maxSeq)
         }
-        nextSeq = max(highWater, maxSeq &+ 1, 1)
-        highWater = nextSeq
-        if let ck { applyAcked(ck.acked) }
-        try writeCheckpoint()
-        try syncData()
+        return maxSeq
     }
 
     // MARK: - Public API
@@ -435,22 +430,23 @@ public final class DiskQueue {
     func dropOldest(_ x: Int, into gap: inout GapRange) {
         let e = rings[x].entries[rings[x].first]
         rings[x].first += 1
-        if !e.acked { rings[x].unacked -= 1 }
-        if e.kind == .gap {
-            if !e.acked {
-                var buf = [UInt8](repeating: 0, count: e.length)
-                if (try? fh.preadFully(&buf, count: e.length, offset: rings[x].base + e.offset + Self.recordHeaderSize)) == e.length,
-                   let g = GapRange.parse(buf) {
-                    gap.merge(g)
-                }
+        if !e.acked {
+            rings[x].unacked -= 1
+            if gap.cover(seq: e.seq, kind: e.kind, storedGap: { storedGap(ring: x, e) }) {
+                if x == Self.T { droppedTelemetry += 1 } else { droppedPriority += 1 }
             }
-        } else if !e.acked {
-            gap.add(e.seq)
-            if x == Self.T { droppedTelemetry += 1 } else { droppedPriority += 1 }
         }
         while rings[x].first < rings[x].entries.count && rings[x].entries[rings[x].first].acked { rings[x].first += 1 }
         rings[x].updateHead()
         pruneAcked()
+    }
+
+    /// The range a stored gap record of ring `x` reports; nil when it cannot be read back.
+    func storedGap(ring x: Int, _ e: Entry) -> GapRange? {
+        var buf = [UInt8](repeating: 0, count: e.length)
+        guard (try? fh.preadFully(&buf, count: e.length, offset: rings[x].base + e.offset + Self.recordHeaderSize)) == e.length
+        else { return nil }
+        return GapRange.parse(buf)
     }
 
     /// Write one record at the tail of ring `x`. `seq == nil` assigns the next seq.
