@@ -60,7 +60,9 @@ import Glibc
 /// *synced* checkpoint still considers live (a sync is forced first), so a
 /// power loss cannot make the checkpoint point at newer data.
 /// An `fdatasync` error is never retried: the queue enters a failed state and
-/// every later mutating call throws that error (reopen to recover).
+/// every later mutating call throws that error until `recoverAfterIOError(nowMs:)` reopens the
+/// file, gives up what was written since the last successful sync and reports it with an
+/// `io_error` gap record (QueueIORecovery.swift).
 ///
 /// The file is locked with `flock(LOCK_EX)`; a second instance on the same
 /// directory fails with EWOULDBLOCK. A file of another ring size or of format version 1
@@ -98,6 +100,12 @@ public final class DiskQueue {
     var fh: FileHandle
     var closed = false
     var failure: QueueError?
+    /// fdatasync errors since this instance opened, and the last one (for status and metrics).
+    var ioErrors = 0
+    var lastIOError: QueueError?
+    /// `nextSeq` at the last successful sync: every record below it is on stable storage, the
+    /// ones from it on are what an fdatasync error leaves in an unknown state.
+    var syncedSeq: UInt64 = 1
 
     /// `[priority, telemetry]` (a read-only view of a version-1 file has one ring).
     var rings: [Ring]
@@ -372,6 +380,9 @@ public final class DiskQueue {
         s.priorityCapacity = p?.size ?? 0
         s.droppedTelemetry = droppedTelemetry
         s.droppedPriority = droppedPriority
+        s.ok = failure == nil
+        s.ioErrors = ioErrors
+        s.lastIOError = lastIOError
         return s
     }
 
@@ -386,8 +397,9 @@ public final class DiskQueue {
     // MARK: - Internals
 
     func checkUsable() throws(QueueError) {
-        if closed { throw QueueError(errno: EBADF, operation: "use", path: path, detail: "queue is closed") }
+        // The failure first: after a reopen that failed the queue is also closed, and the cause says more.
         if let failure { throw failure }
+        if closed { throw QueueError(errno: EBADF, operation: "use", path: path, detail: "queue is closed") }
     }
 
     func checkWritable() throws(QueueError) {
@@ -517,8 +529,11 @@ public final class DiskQueue {
             try fh.datasync()
         } catch {
             failure = error
+            ioErrors += 1
+            lastIOError = error
             throw error
         }
+        syncedSeq = nextSeq
         dirty = false
         dirtySinceMs = nil
         for i in rings.indices { rings[i].durableSpan = rings[i].checkpointSpan }

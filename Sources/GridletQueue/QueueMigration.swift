@@ -73,6 +73,7 @@ extension DiskQueue {
         syncDirectory(directory)
         Glibc.close(oldFH.fd)
         for i in rings.indices { rings[i].durableSpan = rings[i].used }
+        syncedSeq = nextSeq
         dirty = false
         dirtySinceMs = nil
     }
