@@ -327,9 +327,11 @@ public final class DiskQueue {
         return out
     }
 
-    /// Mark `seq` as delivered. Unknown or already-acked seqs are ignored.
+    /// Mark `seq` as delivered. Unknown or already-acked seqs are ignored. After a failed
+    /// fdatasync the ack is still taken in memory (no checkpoint is written into a file in an
+    /// unknown state): `recoverAfterIOError` then neither sends the record again nor reports it lost.
     public func ack(seq: UInt64) throws(QueueError) {
-        try checkWritable()
+        if failure == nil || closed { try checkWritable() }
         for r in rings.indices {
             guard let i = rings[r].index(of: seq) else { continue }
             guard !rings[r].entries[i].acked else { return }
@@ -344,7 +346,7 @@ public final class DiskQueue {
             } else {
                 noteAcked(seq)
             }
-            try writeCheckpoint()
+            if failure == nil { try writeCheckpoint() }
             return
         }
     }
