@@ -62,6 +62,8 @@ public final class Agent {
     var lastMQTTError: String?
     var lastPersistError: String?
     var queueErrorLogged = false
+    /// Set when the queue could not be reopened after an I/O error: the loop stops, `run` throws.
+    var queueFatal: AgentError?
 
     // Cadences of the control loop.
     var telemetryCadence: Cadence
@@ -132,11 +134,12 @@ public final class Agent {
         notify.send("READY=1\nSTATUS=running")
         if let w = notify.watchdogIntervalMs { watchdogCadence = Cadence(intervalMs: w) }
         var firstTurn = true
-        while !stopRequested.load(ordering: .relaxed) {
+        while !stopRequested.load(ordering: .relaxed) && queueFatal == nil {
             step(waitMs: firstTurn ? 0 : nextWaitMs())
             firstTurn = false
         }
         shutdown()
+        if let queueFatal { throw queueFatal }
     }
 
     /// Everything up to the first turn: the ledger resumed, the broker session started, the
@@ -251,6 +254,7 @@ public final class Agent {
         do { try queue.flushIfDue(nowMs: nowMono) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }
         }
+        recoverQueueIfFailed(nowWall: nowWall)
         TestHooks.hangIfAsked(sinceStartMs: nowMono - startedMonoMs, log: log)
         writeMetricsIfDue(nowMono: nowMono, nowWall: nowWall)
         if watchdogCadence?.due(nowMs: nowMono) == true { notify.send("WATCHDOG=1") }

@@ -299,8 +299,11 @@ public final class DiskQueue {
     }
 
     /// Unacknowledged records with seq > `seq`, oldest first (both rings merged by seq), at most `limit`.
+    /// After a failed fdatasync, only records synced before it: the others are about to be
+    /// given up by `recoverAfterIOError` and must not be sent as if they were kept.
     public func records(after seq: UInt64, limit: Int) -> [QueuedRecord] {
         guard !closed, limit > 0 else { return [] }
+        let below = failure == nil ? UInt64.max : syncedSeq
         var idx = rings.map { $0.lowerIndex(after: seq) }
         var out: [QueuedRecord] = []
         while out.count < limit {
@@ -312,7 +315,7 @@ public final class DiskQueue {
                     pick = r
                 }
             }
-            if pick < 0 { break }
+            if pick < 0 || rings[pick].entries[idx[pick]].seq >= below { break }
             let e = rings[pick].entries[idx[pick]]
             idx[pick] += 1
             var buf = [UInt8](repeating: 0, count: e.length)
