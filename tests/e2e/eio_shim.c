@@ -13,19 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue_fd.h"
+
 static long env_long(const char *name, long fallback) {
     const char *v = getenv(name);
     return v && *v ? strtol(v, NULL, 10) : fallback;
-}
-
-static int is_queue_fd(int fd) {
-    char link[64], path[PATH_MAX];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof path - 1);
-    if (n <= 0) return 0;
-    path[n] = 0;
-    size_t len = (size_t)n;
-    return len >= 10 && strcmp(path + len - 10, "/queue.dat") == 0;
 }
 
 /* 1 when this sync of queue.dat is one of those that must fail. */
