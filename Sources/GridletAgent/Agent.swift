@@ -73,6 +73,8 @@ public final class Agent {
     var commandsDropped = 0
     /// How long the loop's turns take (its work, not its wait): nothing slow may sit on it.
     var loopTurns = TurnTimes()
+    /// Set when the queue could not be reopened after an I/O error: the loop stops, `run` throws.
+    var queueFatal: AgentError?
 
     // Cadences of the control loop.
     var telemetryCadence: Cadence
@@ -152,11 +154,12 @@ public final class Agent {
         notify.send("READY=1\nSTATUS=running")
         if let w = notify.watchdogIntervalMs { watchdogCadence = Cadence(intervalMs: w) }
         var firstTurn = true
-        while !stopRequested.load(ordering: .relaxed) {
+        while !stopRequested.load(ordering: .relaxed) && queueFatal == nil {
             step(waitMs: firstTurn ? 0 : nextWaitMs())
             firstTurn = false
         }
         shutdown()
+        if let queueFatal { throw queueFatal }
     }
 
     /// Everything up to the first turn: the ledger resumed, the broker session started, the
@@ -295,7 +298,8 @@ public final class Agent {
         // every PUBACK while a backlog drains, and they need not.
         let refresh = snapshotCadence.due(nowMs: nowMono)
         if refresh { publishState(nowWall: nowWall, nowMono: nowMono) }
-        do { try queue.flushIfDue(nowMs: nowMono) } catch {
+        // The batch interval is measured against the records' wall-clock timestamps.
+        do { try queue.flushIfDue(nowMs: nowWall) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }
         }
         let refused = mailbox.refused
@@ -303,6 +307,7 @@ public final class Agent {
             log.error("mailbox full: dropped \(refused - commandsDropped) command(s) unanswered (\(refused) since start); the sender re-sends what got no reply")
             commandsDropped = refused
         }
+        recoverQueueIfFailed(nowWall: nowWall)
         TestHooks.hangIfAsked(sinceStartMs: nowMono - startedMonoMs, log: log)
         writeMetricsIfDue(nowMono: nowMono, nowWall: nowWall)
         if watchdogCadence?.due(nowMs: nowMono) == true { notify.send("WATCHDOG=1") }

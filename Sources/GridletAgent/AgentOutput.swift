@@ -19,11 +19,13 @@ extension Agent {
     }
 
     func enqueue(_ kind: RecordKind, _ body: [UInt8], wallMs: Int64) {
+        recoverQueueIfFailed(nowWall: wallMs)
         do {
             let seq = try queue.append(kind: kind, payload: body, timestampMs: wallMs)
             pipeline.appended(seq: seq)
         } catch {
             log.error("queue append failed, record lost: \(error)")
+            recoverQueueIfFailed(nowWall: wallMs)
         }
     }
 
@@ -76,7 +78,8 @@ extension Agent {
             ("devices", .object(readingsJSON)),
             ("queue", .object([("records", .number(Double(st.records))), ("bytes", .number(Double(st.bytes))),
                                ("oldest_age_s", oldest), ("dropped", .number(Double(st.droppedRecords))),
-                               ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery)))])),
+                               ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery))),
+                               ("ok", .bool(st.ok)), ("last_error", st.lastIOError.map { .string($0.description) } ?? .null)])),
             ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
                               ("in_flight", .number(Double(pipeline.inFlight))), ("published", .number(Double(pipeline.published))),
                               ("acked", .number(Double(pipeline.acked))),

@@ -37,11 +37,16 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var source: String
     public var commOK: Bool
     public var clockSynced: Bool
+    /// False while the queue refuses writes after a failed fdatasync (until it recovered).
+    public var queueOK: Bool
+    /// Failed fdatasyncs of the queue since start.
+    public var queueIOErrors: Int
 
     public init(version: String, startTimeSeconds: Double, devices: [Device], mqttConnected: Bool, published: Int,
                 acked: Int, inFlight: Int, queueRecords: Int, queueBytes: Int, queueDropped: Int,
                 queueOldestAgeSeconds: Double?, limitW: Double, appliedA: Double, source: String, commOK: Bool,
-                clockSynced: Bool) {
+                clockSynced: Bool, queueOK: Bool = true, queueIOErrors: Int = 0) {
+        self.queueOK = queueOK; self.queueIOErrors = queueIOErrors
         self.version = version; self.startTimeSeconds = startTimeSeconds; self.devices = devices
         self.mqttConnected = mqttConnected; self.published = published; self.acked = acked; self.inFlight = inFlight
         self.queueRecords = queueRecords; self.queueBytes = queueBytes; self.queueDropped = queueDropped
@@ -79,6 +84,9 @@ public struct MetricsSnapshot: Sendable, Equatable {
                [("", String(queueDropped))])
         family("gridlet_queue_oldest_age_seconds", "gauge", "Age of the oldest unacknowledged record (0 when empty).",
                [("", M.number(queueOldestAgeSeconds ?? 0))])
+        family("gridlet_queue_ok", "gauge", "0 while the queue refuses writes after a failed fdatasync.", [("", queueOK ? "1" : "0")])
+        family("gridlet_queue_io_errors_total", "counter", "Failed fdatasyncs of the queue file since start (each one gives up the unsynced records).",
+               [("", String(queueIOErrors))])
         family("gridlet_control_limit_watts", "gauge", "The site limit the control loop applies.", [("", M.number(limitW))])
         family("gridlet_control_applied_amperes", "gauge", "Sum of the currents written to the chargers.", [("", M.number(appliedA))])
         family("gridlet_control_source", "gauge", "1 for the source of the current limit (label source).",
@@ -182,7 +190,7 @@ extension Agent {
                 queueRecords: st.records, queueBytes: st.bytes, queueDropped: st.droppedRecords,
                 queueOldestAgeSeconds: st.oldestTimestampMs.map { Double(max(0, nowWall - $0)) / 1000 },
                 limitW: requestedW, appliedA: appliedA, source: decision?.source ?? "default",
-                commOK: decision?.commOK ?? false, clockSynced: clockSynced)
+                commOK: decision?.commOK ?? false, clockSynced: clockSynced, queueOK: st.ok, queueIOErrors: st.ioErrors)
         }
     }
 }

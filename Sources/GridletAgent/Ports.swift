@@ -56,8 +56,16 @@ protocol RecordQueue: AnyObject, OutboundRecordSource where Record == QueuedReco
     func ack(seq: UInt64) throws(QueueError)
     func flushIfDue(nowMs: Int64) throws(QueueError)
     func sync() throws(QueueError)
+    /// After a failed fdatasync: reopen, keep what was synced, report the rest with a gap
+    /// record; nil when nothing failed (see `DiskQueue.recoverAfterIOError`).
+    func recoverAfterIOError(nowMs: Int64) throws(QueueError) -> QueueIORecovery?
     var stats: QueueStats { get }
     func close()
+}
+
+extension RecordQueue {
+    /// A queue without a disk under it (the agent tests' in-memory queue) never fails a sync.
+    func recoverAfterIOError(nowMs: Int64) throws(QueueError) -> QueueIORecovery? { nil }
 }
 
 extension QueuedRecord: SequencedRecord {}

@@ -60,7 +60,9 @@ import Glibc
 /// *synced* checkpoint still considers live (a sync is forced first), so a
 /// power loss cannot make the checkpoint point at newer data.
 /// An `fdatasync` error is never retried: the queue enters a failed state and
-/// every later mutating call throws that error (reopen to recover).
+/// every later mutating call throws that error until `recoverAfterIOError(nowMs:)` reopens the
+/// file, gives up what was written since the last successful sync and reports it with an
+/// `io_error` gap record (QueueIORecovery.swift).
 ///
 /// The file is locked with `flock(LOCK_EX)`; a second instance on the same
 /// directory fails with EWOULDBLOCK. A file of another ring size or of format version 1
@@ -98,6 +100,12 @@ public final class DiskQueue {
     var fh: FileHandle
     var closed = false
     var failure: QueueError?
+    /// fdatasync errors since this instance opened, and the last one (for status and metrics).
+    var ioErrors = 0
+    var lastIOError: QueueError?
+    /// `nextSeq` at the last successful sync: every record below it is on stable storage, the
+    /// ones from it on are what an fdatasync error leaves in an unknown state.
+    var syncedSeq: UInt64 = 1
 
     /// `[priority, telemetry]` (a read-only view of a version-1 file has one ring).
     var rings: [Ring]
@@ -194,20 +202,7 @@ public final class DiskQueue {
             rings = Self.layout(ringSize: ringSize)
         }
         do throws(QueueError) {
-            var maxSeq: UInt64 = 0
-            for i in rings.indices {
-                var start: (offset: Int, seq: UInt64) = (0, 1)
-                var reader = RingReader(fh: fh, base: rings[i].base, ring: rings[i].size)
-                if let ck {
-                    start = (Int(ck.heads[i].offset), ck.heads[i].seq)
-                } else if let oldest = try reader.findOldest() {
-                    start = oldest
-                }
-                let rec = try reader.recover(headOffset: start.offset, headSeq: start.seq)
-                rings[i].install(rec)
-                skipped += rec.skipped
-                maxSeq = max(maxSeq, rec.maxSeq)
-            }
+            let maxSeq = try recoverRings(from: ck, scanWithoutCheckpoint: true)
             generation = ck?.generation ?? 0
             nextSeq = max(ck?.highWater ?? 1, maxSeq &+ 1, 1)
             highWater = nextSeq
@@ -254,13 +249,25 @@ public final class DiskQueue {
             generation = ck.generation
             highWater = ck.highWater
         }
+        let maxSeq = try recoverRings(from: ck, scanWithoutCheckpoint: fileSize > Self.headerSize)
+        nextSeq = max(highWater, maxSeq &+ 1, 1)
+        highWater = nextSeq
+        if let ck { applyAcked(ck.acked) }
+        try writeCheckpoint()
+        try syncData()
+    }
+
+    /// Rebuilds every ring from the file (see `RingReader`): from the checkpoint's heads, or
+    /// without a checkpoint (when `scanWithoutCheckpoint`) from the oldest valid record of the
+    /// ring. Returns the highest seq found.
+    func recoverRings(from ck: Checkpoint?, scanWithoutCheckpoint: Bool) throws(QueueError) -> UInt64 {
         var maxSeq: UInt64 = 0
         for i in rings.indices {
             var reader = RingReader(fh: fh, base: rings[i].base, ring: rings[i].size)
             var start: (offset: Int, seq: UInt64) = (0, 1)
             if let ck {
                 start = (Int(ck.heads[i].offset), ck.heads[i].seq)
-            } else if fileSize > Self.headerSize, let oldest = try reader.findOldest() {
+            } else if scanWithoutCheckpoint, let oldest = try reader.findOldest() {
                 start = oldest
             }
             let rec = try reader.recover(headOffset: start.offset, headSeq: start.seq)
@@ -268,11 +275,7 @@ public final class DiskQueue {
             skipped += rec.skipped
             maxSeq = max(maxSeq, rec.maxSeq)
         }
-        nextSeq = max(highWater, maxSeq &+ 1, 1)
-        highWater = nextSeq
-        if let ck { applyAcked(ck.acked) }
-        try writeCheckpoint()
-        try syncData()
+        return maxSeq
     }
 
     // MARK: - Public API
@@ -296,8 +299,11 @@ public final class DiskQueue {
     }
 
     /// Unacknowledged records with seq > `seq`, oldest first (both rings merged by seq), at most `limit`.
+    /// After a failed fdatasync, only records synced before it: the others are about to be
+    /// given up by `recoverAfterIOError` and must not be sent as if they were kept.
     public func records(after seq: UInt64, limit: Int) -> [QueuedRecord] {
         guard !closed, limit > 0 else { return [] }
+        let below = failure == nil ? UInt64.max : syncedSeq
         var idx = rings.map { $0.lowerIndex(after: seq) }
         var out: [QueuedRecord] = []
         while out.count < limit {
@@ -309,7 +315,7 @@ public final class DiskQueue {
                     pick = r
                 }
             }
-            if pick < 0 { break }
+            if pick < 0 || rings[pick].entries[idx[pick]].seq >= below { break }
             let e = rings[pick].entries[idx[pick]]
             idx[pick] += 1
             var buf = [UInt8](repeating: 0, count: e.length)
@@ -324,9 +330,11 @@ public final class DiskQueue {
         return out
     }
 
-    /// Mark `seq` as delivered. Unknown or already-acked seqs are ignored.
+    /// Mark `seq` as delivered. Unknown or already-acked seqs are ignored. After a failed
+    /// fdatasync the ack is still taken in memory (no checkpoint is written into a file in an
+    /// unknown state): `recoverAfterIOError` then neither sends the record again nor reports it lost.
     public func ack(seq: UInt64) throws(QueueError) {
-        try checkWritable()
+        if failure == nil || closed { try checkWritable() }
         for r in rings.indices {
             guard let i = rings[r].index(of: seq) else { continue }
             guard !rings[r].entries[i].acked else { return }
@@ -341,7 +349,7 @@ public final class DiskQueue {
             } else {
                 noteAcked(seq)
             }
-            try writeCheckpoint()
+            if failure == nil { try writeCheckpoint() }
             return
         }
     }
@@ -377,6 +385,9 @@ public final class DiskQueue {
         s.priorityCapacity = p?.size ?? 0
         s.droppedTelemetry = droppedTelemetry
         s.droppedPriority = droppedPriority
+        s.ok = failure == nil
+        s.ioErrors = ioErrors
+        s.lastIOError = lastIOError
         return s
     }
 
@@ -391,8 +402,9 @@ public final class DiskQueue {
     // MARK: - Internals
 
     func checkUsable() throws(QueueError) {
-        if closed { throw QueueError(errno: EBADF, operation: "use", path: path, detail: "queue is closed") }
+        // The failure first: after a reopen that failed the queue is also closed, and the cause says more.
         if let failure { throw failure }
+        if closed { throw QueueError(errno: EBADF, operation: "use", path: path, detail: "queue is closed") }
     }
 
     func checkWritable() throws(QueueError) {
@@ -435,22 +447,23 @@ public final class DiskQueue {
     func dropOldest(_ x: Int, into gap: inout GapRange) {
         let e = rings[x].entries[rings[x].first]
         rings[x].first += 1
-        if !e.acked { rings[x].unacked -= 1 }
-        if e.kind == .gap {
-            if !e.acked {
-                var buf = [UInt8](repeating: 0, count: e.length)
-                if (try? fh.preadFully(&buf, count: e.length, offset: rings[x].base + e.offset + Self.recordHeaderSize)) == e.length,
-                   let g = GapRange.parse(buf) {
-                    gap.merge(g)
-                }
+        if !e.acked {
+            rings[x].unacked -= 1
+            if gap.cover(seq: e.seq, kind: e.kind, storedGap: { storedGap(ring: x, e) }) {
+                if x == Self.T { droppedTelemetry += 1 } else { droppedPriority += 1 }
             }
-        } else if !e.acked {
-            gap.add(e.seq)
-            if x == Self.T { droppedTelemetry += 1 } else { droppedPriority += 1 }
         }
         while rings[x].first < rings[x].entries.count && rings[x].entries[rings[x].first].acked { rings[x].first += 1 }
         rings[x].updateHead()
         pruneAcked()
+    }
+
+    /// The range a stored gap record of ring `x` reports; nil when it cannot be read back.
+    func storedGap(ring x: Int, _ e: Entry) -> GapRange? {
+        var buf = [UInt8](repeating: 0, count: e.length)
+        guard (try? fh.preadFully(&buf, count: e.length, offset: rings[x].base + e.offset + Self.recordHeaderSize)) == e.length
+        else { return nil }
+        return GapRange.parse(buf)
     }
 
     /// Write one record at the tail of ring `x`. `seq == nil` assigns the next seq.
@@ -521,8 +534,11 @@ public final class DiskQueue {
             try fh.datasync()
         } catch {
             failure = error
+            ioErrors += 1
+            lastIOError = error
             throw error
         }
+        syncedSeq = nextSeq
         dirty = false
         dirtySinceMs = nil
         for i in rings.indices { rings[i].durableSpan = rings[i].checkpointSpan }

@@ -25,6 +25,10 @@ import Glibc
 struct FileHandle {
     let fd: Int32
     let path: String
+    /// Test seam (unit tests set it through `@testable import`): when not 0, the next `datasync`
+    /// reports this errno instead of syncing, as a disk that failed writeback would. A real EIO
+    /// cannot be provoked on demand; the check costs one comparison per fdatasync.
+    var injectedSyncErrno: Int32 = 0
 
     func preadFully(_ buf: inout [UInt8], count: Int, offset: Int, bufferOffset: Int = 0) throws(QueueError) -> Int {
         var done = 0
@@ -56,7 +60,11 @@ struct FileHandle {
         }
     }
 
-    func datasync() throws(QueueError) {
+    mutating func datasync() throws(QueueError) {
+        if injectedSyncErrno != 0 {
+            defer { injectedSyncErrno = 0 }
+            throw QueueError(errno: injectedSyncErrno, operation: "fdatasync", path: path, detail: "injected by a test")
+        }
         if fdatasync(fd) != 0 {
             throw QueueError(errno: errno, operation: "fdatasync", path: path)
         }

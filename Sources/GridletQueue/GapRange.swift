@@ -2,6 +2,9 @@
 struct GapRange: Equatable {
     /// "telemetry" or "priority" (a gap written before classes existed parses as telemetry).
     var cls = "telemetry"
+    /// Why the records are missing: "queue_full" (dropped to make room) or "io_error" (given up
+    /// after a failed fdatasync). Not parsed back: a merged range takes the reason of the new gap.
+    var reason = "queue_full"
     var from: UInt64?
     var to: UInt64 = 0
     var count: UInt64 = 0
@@ -19,9 +22,21 @@ struct GapRange: Equatable {
         count += g.count
     }
 
+    /// Covers a record that is about to be lost: a gap record's own range is merged (what it
+    /// reported stays reported; `storedGap` reads its payload, nil when unreadable), any other
+    /// record is added. True when a non-gap record was counted.
+    mutating func cover(seq: UInt64, kind: RecordKind, storedGap: () -> GapRange?) -> Bool {
+        guard kind != .gap else {
+            if let g = storedGap() { merge(g) }
+            return false
+        }
+        add(seq)
+        return true
+    }
+
     func json() -> [UInt8]? {
         guard let from else { return nil }
-        return Array("{\"from_seq\":\(from),\"to_seq\":\(to),\"count\":\(count),\"reason\":\"queue_full\",\"class\":\"\(cls)\"}".utf8)
+        return Array("{\"from_seq\":\(from),\"to_seq\":\(to),\"count\":\(count),\"reason\":\"\(reason)\",\"class\":\"\(cls)\"}".utf8)
     }
 
     /// Parse the numbers out of a gap payload written by `json()`.

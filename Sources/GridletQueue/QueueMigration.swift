@@ -35,10 +35,7 @@ extension DiskQueue {
             }
         }
         for (j, r) in old.enumerated() where !keep[j] {
-            if r.kind == .gap {
-                if let g = GapRange.parse(r.payload) { gaps[ringOf[j]].merge(g) }
-            } else {
-                gaps[ringOf[j]].add(r.seq)
+            if gaps[ringOf[j]].cover(seq: r.seq, kind: r.kind, storedGap: { GapRange.parse(r.payload) }) {
                 if r.kind == .telemetry { droppedTelemetry += 1 } else { droppedPriority += 1 }
             }
         }
@@ -76,6 +73,7 @@ extension DiskQueue {
         syncDirectory(directory)
         Glibc.close(oldFH.fd)
         for i in rings.indices { rings[i].durableSpan = rings[i].used }
+        syncedSeq = nextSeq
         dirty = false
         dirtySinceMs = nil
     }

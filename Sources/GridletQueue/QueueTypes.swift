@@ -58,6 +58,12 @@ public struct QueueStats: Sendable, Equatable {
     public var priorityBytes = 0
     public var priorityCapacity = 0
     public var droppedPriority = 0
+    /// False from a failed fdatasync until `recoverAfterIOError` succeeded: writes are refused.
+    public var ok = true
+    /// fdatasync errors since this instance opened, and the last one (kept after recovery, so
+    /// that status shows the failure happened).
+    public var ioErrors = 0
+    public var lastIOError: QueueError?
 
     public init(records: Int, bytes: Int, oldestTimestampMs: Int64?, droppedRecords: Int,
                 skippedOnRecovery: Int, nextSeq: UInt64) {

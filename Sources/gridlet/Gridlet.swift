@@ -119,6 +119,9 @@ struct Status: ParsableCommand {
         print("next       \(str(s?["next_transition"]))")
         print("mqtt       \(v["mqtt"]?["connected"]?.boolValue == true ? "connected" : "disconnected") \(str(v["mqtt"]?["broker"]))")
         print("queue      \(str(v["queue"]?["records"])) records, \(str(v["queue"]?["bytes"])) bytes, oldest \(str(v["queue"]?["oldest_age_s"])) s")
+        if let e = v["queue"]?["last_error"]?.stringValue {
+            print("queue      \(v["queue"]?["ok"]?.boolValue == false ? "FAILED, refusing writes" : "recovered from an I/O error"): \(e) (see operations.md)")
+        }
         for (name, b) in v["buses"]?.objectValue ?? [] {
             let direction = b["rs485_direction"]?.stringValue.map { ", RS-485 direction: \($0)" } ?? ""
             print("bus        \(name): \(str(b["endpoint"]))\(direction)")

@@ -7,7 +7,7 @@ let sample = MetricsSnapshot(
               .init(name: "ev\"se", up: false, pollsOK: 0, pollErrors: 7, lastPollSeconds: nil)],
     mqttConnected: true, published: 40, acked: 38, inFlight: 2,
     queueRecords: 3, queueBytes: 4096, queueDropped: 0, queueOldestAgeSeconds: 1.5,
-    limitW: 4140, appliedA: 6, source: "event:evt-1", commOK: true, clockSynced: false)
+    limitW: 4140, appliedA: 6, source: "event:evt-1", commOK: true, clockSynced: false, queueOK: false, queueIOErrors: 1)
 
 @Test func rendersThePrometheusTextFormat() {
     let text = sample.render()
@@ -30,6 +30,8 @@ let sample = MetricsSnapshot(
         "gridlet_queue_bytes 4096",
         "gridlet_queue_dropped_total 0",
         "gridlet_queue_oldest_age_seconds 1.5",
+        "gridlet_queue_ok 0",
+        "gridlet_queue_io_errors_total 1",
         "gridlet_control_limit_watts 4140",
         "gridlet_control_applied_amperes 6",
         "gridlet_control_source{source=\"event:evt-1\"} 1",
@@ -53,7 +55,7 @@ let sample = MetricsSnapshot(
         #expect(type != nil, "\(name) has no TYPE line")
         if name.hasSuffix("_total") { #expect(type == "counter") } else { #expect(type == "gauge") }
     }
-    #expect(declared.count == 19)
+    #expect(declared.count == 21)
 }
 
 @Test func numbersAndLabelEscaping() {

@@ -22,17 +22,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-static int journal = -1;
+#include "queue_fd.h"
 
-static int is_queue_fd(int fd) {
-    char link[64], path[PATH_MAX];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof path - 1);
-    if (n <= 0) return 0;
-    path[n] = 0;
-    size_t len = (size_t)n;
-    return len >= 10 && strcmp(path + len - 10, "/queue.dat") == 0;
-}
+static int journal = -1;
 
 static void journal_open(void) {
     if (journal >= 0) return;

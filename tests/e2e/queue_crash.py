@@ -43,13 +43,13 @@ def expected_payload(ident):
 SECTOR = 512
 
 
-def build_shim(workdir):
-    """Compiles powercut_shim.c (LD_PRELOAD) into workdir; returns the .so path."""
-    so = os.path.join(workdir, "powercut_shim.so")
+def build_shim(workdir, name="powercut_shim"):
+    """Compiles tests/e2e/<name>.c (an LD_PRELOAD shim) into workdir; returns the .so path."""
+    so = os.path.join(workdir, name + ".so")
     import shutil
     cc = os.environ.get("CC") or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), "cc")
     subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", so, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                    "powercut_shim.c")], check=True)  # dlsym is in libc since glibc 2.34
+                    name + ".c")], check=True)  # dlsym is in libc since glibc 2.34
     return so
 
 
