@@ -224,12 +224,23 @@ public final class Agent {
 
     /// How long the loop may sleep: until the next poll, telemetry, replay slot or charger
     /// retry/refresh is due, at most 200 ms.
+    /// Sleeps until something is due, never on a fixed tick (issue "Lean": no timer that fires
+    /// when nothing is due): a poll, telemetry, a charger retry or refresh, a replay slot, the
+    /// queue's batch sync, the engine's next transition (an event start or end, the comm-loss
+    /// deadline), the watchdog, the metrics file, the comm record; while restoring (ramping) or
+    /// before the start-up settle, every 200 ms; at most a second.
     func nextWaitMs() -> Int64 {
         let now = time.monoMs()
-        var wait: Int64 = 200
+        var wait: Int64 = 1000
         if let w = polls.nextWaitMs(nowMs: now) { wait = min(wait, w) }
         wait = min(wait, telemetryCadence.waitMs(nowMs: now))
+        wait = min(wait, commSaveCadence.waitMs(nowMs: now))
+        if let w = watchdogCadence { wait = min(wait, w.waitMs(nowMs: now)) }
+        wait = min(wait, max(0, metricsFile.nextMonoMs - now))
         for d in drivers.values { if let due = d.nextDueMs() { wait = min(wait, due - now) } }
+        if let next = decision?.nextTransitionMs { wait = min(wait, max(0, next - time.wallMs())) }
+        if decision?.restoring == true || !readings.settled { wait = min(wait, 200) }
+        if let since = queue.unsyncedSinceMs { wait = min(wait, max(0, since + config.queue.syncIntervalMs - time.wallMs())) }
         if pipeline.hasLive() { wait = 1 }
         if let us = pipeline.replayWaitUs(nowUs: time.monoUs(), backlog: queue.stats.records) { wait = min(wait, us / 1000) }
         return max(1, wait)

@@ -55,6 +55,8 @@ protocol RecordQueue: AnyObject, OutboundRecordSource where Record == QueuedReco
     func append(kind: RecordKind, payload: [UInt8], timestampMs: Int64) throws(QueueError) -> UInt64
     func ack(seq: UInt64) throws(QueueError)
     func flushIfDue(nowMs: Int64) throws(QueueError)
+    /// Wall time of the oldest write not yet synced (`sync: batch`), nil when all is synced.
+    var unsyncedSinceMs: Int64? { get }
     func sync() throws(QueueError)
     /// After a failed fdatasync: reopen, keep what was synced, report the rest with a gap
     /// record; nil when nothing failed (see `DiskQueue.recoverAfterIOError`).

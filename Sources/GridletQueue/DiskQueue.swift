@@ -354,6 +354,13 @@ public final class DiskQueue {
         }
     }
 
+    /// Wall time (record timestamp) of the oldest write not yet synced in `.batch` mode, so the
+    /// caller can wake for `flushIfDue` when it is due; nil when there is nothing to sync.
+    public var unsyncedSinceMs: Int64? {
+        if case .batch = syncMode { return dirtySinceMs }
+        return nil
+    }
+
     /// In `.batch` mode, sync if unsynced data is at least the interval old.
     public func flushIfDue(nowMs: Int64) throws(QueueError) {
         try checkUsable()

@@ -98,6 +98,7 @@ final class MemoryQueue: RecordQueue {
     func ack(seq: UInt64) throws(QueueError) { stored.removeAll { $0.seq == seq } }
     func records(after seq: UInt64, limit: Int) -> [QueuedRecord] { Array(stored.filter { $0.seq > seq }.prefix(limit)) }
     func flushIfDue(nowMs: Int64) throws(QueueError) {}
+    var unsyncedSinceMs: Int64? { nil }
     func sync() throws(QueueError) {}
     var stats: QueueStats {
         QueueStats(records: stored.count, bytes: 0, oldestTimestampMs: stored.first?.timestampMs, droppedRecords: 0,
