@@ -71,8 +71,7 @@ public final class Agent {
     var ledgerSaveCadence = Cadence(intervalMs: 60_000)
     var commSaveCadence = Cadence(intervalMs: 30_000)
     var watchdogCadence: Cadence?
-    var lastStateKey = ""
-    var lastStatePublishMonoMs: Int64 = Int64.min / 2
+    lazy var stateGate = StatePublishGate(telemetryIntervalMs: config.telemetry.intervalMs)
     let metricsFile = MetricsFile()
 
     let bootID: String
@@ -254,10 +253,11 @@ public final class Agent {
         if telemetryCadence.due(nowMs: nowMono) { produceTelemetry(nowWall: nowWall) }
         if commSaveCadence.due(nowMs: nowMono) { saveComm(nowWall: nowWall, durable: false) }
         pump()
-        // State and the status snapshot are rebuilt at most every 100 ms: a turn happens for
-        // every PUBACK while a backlog drains, and they need not.
+        // The state gate is asked every turn (a source change goes out at once); the status
+        // snapshot is rebuilt at most every 100 ms: a turn happens for every PUBACK while a
+        // backlog drains, and it need not.
+        publishState(nowWall: nowWall, nowMono: nowMono)
         let refresh = snapshotCadence.due(nowMs: nowMono)
-        if refresh { publishState(nowWall: nowWall, nowMono: nowMono) }
         do { try queue.flushIfDue(nowMs: nowMono) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }
         }

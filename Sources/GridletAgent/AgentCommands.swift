@@ -23,7 +23,7 @@ extension Agent {
             } catch {
                 log.error("after connect: \(error)")
             }
-            lastStateKey = ""
+            stateGate.forget()
         case let .disconnected(rc):
             if pipeline.connected { log.warning("disconnected from broker (\(rc == 0 ? "clean" : MQTTError.message(rc)))") }
             pipeline.sessionDown()

@@ -53,15 +53,20 @@ extension Agent {
                       devices: devices.indices.map { (devices[$0].config.name, readings.health[$0]) })
     }
 
-    /// Publishes the retained state when something other than last_seen changed, and at least
-    /// once per telemetry interval.
+    /// What the state gate compares (StatePublishGate: source, events, comm, paused, applied
+    /// current, device health at once; the limit beyond a deadband; else a periodic refresh).
+    var stateDigest: StateDigest {
+        StateDigest(source: decision?.source ?? "default", events: decision?.activeEvents ?? [], schedules: activeScheduleIDs,
+                    commOK: decision?.commOK ?? false, paused: paused, appliedA: appliedA, limitW: requestedW,
+                    clockSynced: clockSynced, nextTransitionMs: decision?.nextTransitionMs, devicesOK: readings.health.map(\.ok))
+    }
+
+    /// Publishes the retained state when the gate says so (asked every loop turn).
     func publishState(nowWall: Int64, nowMono: Int64) {
         guard pipeline.connected, let m = mqtt else { return }
+        guard let reason = stateGate.offer(stateDigest, nowMs: nowMono) else { return }
         let s = stateJSON(nowWall: nowWall)
-        let key = Reports.stateChangeKey(s, health: readings.health, limitW: requestedW)
-        guard key != lastStateKey || nowMono - lastStatePublishMonoMs >= config.telemetry.intervalMs else { return }
-        lastStateKey = key
-        lastStatePublishMonoMs = nowMono
+        if reason != .refresh { log.debug("state published: \(reason.rawValue) changed") }
         _ = try? m.publish(topic: "\(root)/state", payload: Array(s.serialized.utf8), qos: 1, retain: true,
                            responseCorrelation: nil, messageExpiryS: nil)
     }

@@ -58,14 +58,4 @@ enum Reports {
             })),
         ])
     }
-
-    /// What must change for the state to be published before its periodic refresh: last_seen
-    /// moves on every poll and limit_w follows the measured voltage; neither alone is a change
-    /// worth a retained publish (the periodic publish carries them).
-    static func stateChangeKey(_ state: JSONValue, health: [DeviceHealth], limitW: Double) -> String {
-        guard case var .object(o) = state else { return state.serialized }
-        if let di = o.firstIndex(where: { $0.0 == "devices" }) { o[di].1 = .array(health.map { .bool($0.ok) }) }
-        if let li = o.firstIndex(where: { $0.0 == "limit_w" }) { o[li].1 = .number((limitW / 100).rounded()) }
-        return JSONValue.object(o).serialized
-    }
 }
