@@ -72,6 +72,7 @@ public final class Agent {
     var commSaveCadence = Cadence(intervalMs: 30_000)
     var watchdogCadence: Cadence?
     lazy var stateGate = StatePublishGate(telemetryIntervalMs: config.telemetry.intervalMs)
+    lazy var homeAssistant = makeHomeAssistantLink()
     let metricsFile = MetricsFile()
 
     let bootID: String
@@ -257,6 +258,7 @@ public final class Agent {
         // snapshot is rebuilt at most every 100 ms: a turn happens for every PUBACK while a
         // backlog drains, and it need not.
         publishState(nowWall: nowWall, nowMono: nowMono)
+        publishHomeAssistantReadings(nowMono: nowMono)
         let refresh = snapshotCadence.due(nowMs: nowMono)
         do { try queue.flushIfDue(nowMs: nowMono) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }
