@@ -77,6 +77,7 @@ extension Agent {
         let st = queue.stats
         let oldest: JSONValue = st.oldestTimestampMs.map { .number(Double(max(0, nowWall - $0)) / 1000) } ?? .null
         return JSONValue.object([
+            ("site", .object([("id", .string(config.site.id)), ("timezone", .string(config.site.timezone))])),
             ("state", stateJSON(nowWall: nowWall)),
             ("devices", .object(readingsJSON)),
             ("queue", .object([("records", .number(Double(st.records))), ("bytes", .number(Double(st.bytes))),
@@ -85,7 +86,8 @@ extension Agent {
             ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
                               ("in_flight", .number(Double(pipeline.inFlight))), ("published", .number(Double(pipeline.published))),
                               ("acked", .number(Double(pipeline.acked))),
-                              ("commands_dropped", .number(Double(commandsDropped))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),
+                              ("commands_dropped", .number(Double(commandsDropped))), ("last_error", lastMQTTError.map { .string($0) } ?? .null),
+                              ("last_contact", .string(Timestamp.format(ms: engine.contactMs(nowMs: nowWall))))])),
             ("buses", .object(buses.map { b in
                 (b.name, JSONValue.object([("endpoint", .string(b.endpointDescription)),
                                            ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))
