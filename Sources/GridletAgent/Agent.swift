@@ -159,7 +159,7 @@ public final class Agent {
             try client.start()
             mqtt = client
         } catch {
-            throw AgentError("MQTT: \(error)")
+            throw AgentError("MQTT: \(error); check the mqtt section (host, port, tls files)")
         }
         status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
         status?.update(snapshot: statusJSON(nowWall: time.wallMs()))   // never answer with an empty snapshot

@@ -23,7 +23,7 @@ extension Agent {
             let seq = try queue.append(kind: kind, payload: body, timestampMs: wallMs)
             pipeline.appended(seq: seq)
         } catch {
-            log.error("queue append failed, record lost: \(error)")
+            log.error("queue append failed, record lost: \(error); check the disk under site.state_dir (df -h, dmesg)")
         }
     }
 

@@ -43,7 +43,7 @@ public final class DeviceSimulation {
             listener = nil
         case let .rtuOverTCP(host, port, unit):
             guard let l = RTUOverTCPListener(host: host, port: port) else {
-                throw DiagnosticsError("cannot listen on \(host):\(port): \(String(cString: strerror(errno)))")
+                throw DiagnosticsError("cannot listen on \(host):\(port): \(String(cString: strerror(errno))); pick another --port, or stop what listens there (ss -ltnp)")
             }
             l.start()
             listener = l

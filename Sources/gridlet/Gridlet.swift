@@ -58,13 +58,13 @@ struct Run: ParsableCommand {
     var board: String?
 
     func run() throws {
-        if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l)", code: 2) }
+        if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l); use error, warning, notice, info or debug", code: 2) }
         var log = Logger(label: "gridlet", minimum: logLevel.flatMap { LogLevel(name: $0) } ?? .info)
         var site: Demo.Site?
         let loaded: ConfigLoading.Loaded
         if demo {
             let s: Demo.Site
-            do { s = try Demo.Site(stateDir: stateDir, mqttPort: mqttPort) } catch { throw Failure("demo: \(error)") }
+            do { s = try Demo.Site(stateDir: stateDir, mqttPort: mqttPort) } catch { throw Failure("demo: \(error) (the demo needs a writable --state-dir, default /tmp/gridlet-demo, and free loopback ports)") }
             site = s
             loaded = s.loaded
             log.notice("demo: simulated meter on 127.0.0.1:\(s.meterPort), charger on 127.0.0.1:\(s.chargerPort); broker 127.0.0.1:\(mqttPort)")
@@ -137,7 +137,7 @@ struct Status: ParsableCommand {
         }
         if json { return text }
         guard let v = try? JSONValue.parse(text) else {
-            throw Failure("unreadable answer from the daemon at \(path): \(text.prefix(200)); is it a gridlet of the same version (gridlet --version)?")
+            throw Failure("unreadable answer from the daemon at \(path): \(text.prefix(200))\(versionHint)")
         }
         if zone == nil { zone = StatusText.zone(named: v["site"]?["timezone"]?.stringValue) }
         // What the source becomes next (`then default`); the status is shown without it if this fails.
@@ -180,9 +180,9 @@ struct Read: ParsableCommand {
             throw Failure("no device '\(device)' in \(config); configured: \(loaded.config.devices.map(\.name).joined(separator: ", "))", code: 2)
         }
         let answer = try DeviceRead.request(d, points: points, configuration: loaded)
-        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer") }
+        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer from \(device)\(versionHint)") }
         if json { print(answer) } else {
-            if v["ok"]?.boolValue != true { throw Failure(v["error"]?.stringValue ?? answer) }
+            if v["ok"]?.boolValue != true { throw Failure(ModbusHint.explained(v["error"]?.stringValue ?? answer)) }
             for (name, p) in v["points"]?.objectValue ?? [] {
                 let value = p["value"]?.doubleValue.map { JSONValue.format($0) } ?? "n/a"
                 print("\(name.padding(18)) \(value) \(p["unit"]?.stringValue ?? "")")
@@ -246,7 +246,7 @@ struct Profiles: ParsableCommand {
                                      ("points", .number(Double(p.points.count)))]))
                 if !json { print("\(p.name.padding(22)) \(p.kind.rawValue.padding(8)) \(p.vendor) \(p.model) (\(p.transport), \(p.points.count) points)") }
             } catch {
-                throw Failure("built-in profile \(n) is broken: \(error)")
+                throw Failure("built-in profile \(n) is broken: \(error); this build is faulty: reinstall gridlet, and report it with the output of gridlet --version")
             }
         }
         if json { print(JSONValue.array(rows).serialized) }
