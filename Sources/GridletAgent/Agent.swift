@@ -83,8 +83,8 @@ public final class Agent {
     var ledgerSaveCadence = Cadence(intervalMs: 60_000)
     var commSaveCadence = Cadence(intervalMs: 30_000)
     var watchdogCadence: Cadence?
-    var lastStateKey = ""
-    var lastStatePublishMonoMs: Int64 = Int64.min / 2
+    lazy var stateGate = StatePublishGate(telemetryIntervalMs: config.telemetry.intervalMs)
+    lazy var homeAssistant = makeHomeAssistantLink()
     let metricsFile = MetricsFile()
 
     let bootID: String
@@ -178,7 +178,7 @@ public final class Agent {
             try client.start()
             mqtt = client
         } catch {
-            throw AgentError("MQTT: \(error)")
+            throw AgentError("MQTT: \(error); check the mqtt section (host, port, tls files)")
         }
         status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
         status?.update(snapshot: statusJSON(nowWall: time.wallMs()))   // never answer with an empty snapshot
@@ -305,10 +305,12 @@ public final class Agent {
         if telemetryCadence.due(nowMs: nowMono) { produceTelemetry(nowWall: nowWall) }
         if commSaveCadence.due(nowMs: nowMono) { saveComm(nowWall: nowWall, durable: false) }
         pump()
-        // State and the status snapshot are rebuilt at most every 100 ms: a turn happens for
-        // every PUBACK while a backlog drains, and they need not.
+        // The state gate is asked every turn (a source change goes out at once); the status
+        // snapshot is rebuilt at most every 100 ms: a turn happens for every PUBACK while a
+        // backlog drains, and it need not.
+        publishState(nowWall: nowWall, nowMono: nowMono)
+        publishHomeAssistantReadings(nowMono: nowMono)
         let refresh = snapshotCadence.due(nowMs: nowMono)
-        if refresh { publishState(nowWall: nowWall, nowMono: nowMono) }
         // The batch interval is measured against the records' wall-clock timestamps.
         do { try queue.flushIfDue(nowMs: nowWall) } catch {
             if !queueErrorLogged { log.error("queue: \(error)"); queueErrorLogged = true }

@@ -23,7 +23,8 @@ extension Agent {
             } catch {
                 log.error("after connect: \(error)")
             }
-            lastStateKey = ""
+            stateGate.forget()
+            homeAssistantConnected()
         case let .disconnected(rc):
             if pipeline.connected { log.warning("disconnected from broker (\(rc == 0 ? "clean" : MQTTError.message(rc)))") }
             pipeline.sessionDown()
@@ -46,7 +47,7 @@ extension Agent {
 
     func handleCommand(_ msg: MQTTMessage, nowWall: Int64) {
         let prefix = "\(root)/cmd/"
-        guard msg.topic.hasPrefix(prefix) else { return }
+        guard msg.topic.hasPrefix(prefix) else { return handleHomeAssistantMessage(msg, nowWall: nowWall) }
         let name = String(msg.topic.dropFirst(prefix.count))
         let parsed = CommandParser.parse(name: name, payload: msg.payload, nowMs: nowWall)
         var reply: [(String, JSONValue)] = [("cmd", .string(name))]

@@ -24,7 +24,7 @@ extension Agent {
             let seq = try queue.append(kind: kind, payload: body, timestampMs: wallMs)
             pipeline.appended(seq: seq)
         } catch {
-            log.error("queue append failed, record lost: \(error)")
+            log.error("queue append failed, record lost: \(error); check the disk under site.state_dir (df -h, dmesg)")
             recoverQueueIfFailed(nowWall: wallMs)
         }
     }
@@ -55,15 +55,20 @@ extension Agent {
                       devices: devices.indices.map { (devices[$0].config.name, readings.health[$0]) })
     }
 
-    /// Publishes the retained state when something other than last_seen changed, and at least
-    /// once per telemetry interval.
+    /// What the state gate compares (StatePublishGate: source, events, comm, paused, applied
+    /// current, device health at once; the limit beyond a deadband; else a periodic refresh).
+    var stateDigest: StateDigest {
+        StateDigest(source: decision?.source ?? "default", events: decision?.activeEvents ?? [], schedules: activeScheduleIDs,
+                    commOK: decision?.commOK ?? false, paused: paused, appliedA: appliedA, limitW: requestedW,
+                    clockSynced: clockSynced, nextTransitionMs: decision?.nextTransitionMs, devicesOK: readings.health.map(\.ok))
+    }
+
+    /// Publishes the retained state when the gate says so (asked every loop turn).
     func publishState(nowWall: Int64, nowMono: Int64) {
         guard pipeline.connected, let m = mqtt else { return }
+        guard let reason = stateGate.offer(stateDigest, nowMs: nowMono) else { return }
         let s = stateJSON(nowWall: nowWall)
-        let key = Reports.stateChangeKey(s, health: readings.health, limitW: requestedW)
-        guard key != lastStateKey || nowMono - lastStatePublishMonoMs >= config.telemetry.intervalMs else { return }
-        lastStateKey = key
-        lastStatePublishMonoMs = nowMono
+        if reason != .refresh { log.debug("state published: \(reason.rawValue) changed") }
         _ = try? m.publish(topic: "\(root)/state", payload: Array(s.serialized.utf8), qos: 1, retain: true,
                            responseCorrelation: nil, messageExpiryS: nil)
     }
@@ -74,6 +79,7 @@ extension Agent {
         let st = queue.stats
         let oldest: JSONValue = st.oldestTimestampMs.map { .number(Double(max(0, nowWall - $0)) / 1000) } ?? .null
         return JSONValue.object([
+            ("site", .object([("id", .string(config.site.id)), ("timezone", .string(config.site.timezone))])),
             ("state", stateJSON(nowWall: nowWall)),
             ("devices", .object(readingsJSON)),
             ("queue", .object([("records", .number(Double(st.records))), ("bytes", .number(Double(st.bytes))),
@@ -83,7 +89,8 @@ extension Agent {
             ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
                               ("in_flight", .number(Double(pipeline.inFlight))), ("published", .number(Double(pipeline.published))),
                               ("acked", .number(Double(pipeline.acked))),
-                              ("commands_dropped", .number(Double(commandsDropped))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),
+                              ("commands_dropped", .number(Double(commandsDropped))), ("last_error", lastMQTTError.map { .string($0) } ?? .null),
+                              ("last_contact", .string(Timestamp.format(ms: engine.contactMs(nowMs: nowWall))))])),
             ("buses", .object(buses.map { b in
                 (b.name, JSONValue.object([("endpoint", .string(b.endpointDescription)),
                                            ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))

@@ -25,7 +25,7 @@ extension AgentPorts {
             }
             queue = try DiskQueue(directory: config.site.stateDir + "/queue", maxBytes: config.queue.maxBytes, sync: sync)
         } catch {
-            throw AgentError("cannot open the queue: \(error)")
+            throw AgentError("cannot open the queue: \(error); \(Agent.queueOpenHint(error.errno))")
         }
         var busByName: [String: ModbusBus] = [:]
         for b in config.buses { busByName[b.name] = ModbusBus(b) }
@@ -101,7 +101,7 @@ extension Agent {
         var password: String? = nil
         if let pf = m.passwordFile {
             guard let bytes = StateFile.read(pf) else {
-                throw AgentError("cannot read mqtt.password_file \(pf): \(String(cString: strerror(errno)))")
+                throw AgentError("cannot read mqtt.password_file \(pf): \(String(cString: strerror(errno))); fix the path, or let the gridlet user read it (chown root:gridlet, chmod 640)")
             }
             password = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map(String.init) ?? ""
         }

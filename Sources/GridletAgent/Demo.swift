@@ -57,6 +57,8 @@ public enum Demo {
           restore_random: 5s
           ramp_w_per_s: 1000
           min_dwell: 10s
+        homeassistant:
+          enabled: true
         """
     }
 

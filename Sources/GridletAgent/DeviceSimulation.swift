@@ -32,7 +32,8 @@ public final class DeviceSimulation {
     private let listener: RTUOverTCPListener?
 
     /// Sets the device up; for RTU over TCP it already listens on host:port.
-    public init(profile: DeviceProfile, place: Place, frozen: Bool = false, voltage: Double? = nil, writeLog: String? = nil,
+    public init(profile: DeviceProfile, place: Place, frozen: Bool = false, voltage: Double? = nil, voltageWobblePercent: Double = 0,
+                writeLog: String? = nil,
                 sunspecModel: Int = 203, sunspecBase: Int = 40000, unimplemented: Set<String> = [],
                 fault: Fault, faultUnit: Int? = nil, faultFile: String? = nil) throws(DiagnosticsError) {
         let transport: SimulatorTransport
@@ -45,14 +46,15 @@ public final class DeviceSimulation {
             listener = nil
         case let .rtuOverTCP(host, port, unit):
             guard let l = RTUOverTCPListener(host: host, port: port) else {
-                throw DiagnosticsError("cannot listen on \(host):\(port): \(String(cString: strerror(errno)))")
+                throw DiagnosticsError("cannot listen on \(host):\(port): \(String(cString: strerror(errno))); pick another --port, or stop what listens there (ss -ltnp)")
             }
             l.start()
             listener = l
             // The bridge's end is a pty, where line settings have no effect.
             transport = .rtu(device: l.devicePath, baud: 115_200, parity: .none, dataBits: 8, stopBits: 1, unit: unit)
         }
-        simulator = ModbusSimulator(profile: profile, transport: transport, frozen: frozen, voltage: voltage, writeLog: writeLog,
+        simulator = ModbusSimulator(profile: profile, transport: transport, frozen: frozen, voltage: voltage,
+                                    voltageWobblePercent: voltageWobblePercent, writeLog: writeLog,
                                     sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: unimplemented,
                                     fault: fault.value, faultUnit: faultUnit, faultFile: faultFile)
     }

@@ -11,7 +11,7 @@ public enum LocalClient {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return .failure(AgentError("socket path too long: \(socketPath)")) }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return .failure(AgentError("socket path too long: \(socketPath) (at most 107 bytes); use a shorter site.socket or --socket PATH")) }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
         let rc = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -28,7 +28,7 @@ public enum LocalClient {
             if n <= 0 { break }
             got += buf[0..<n]
         }
-        guard !got.isEmpty else { return .failure(AgentError("the daemon at \(socketPath) sent no answer")) }
+        guard !got.isEmpty else { return .failure(AgentError("the daemon at \(socketPath) sent no answer within \(timeoutS) s; it may be stopping or stuck: try again, and check journalctl -u gridlet")) }
         return .success(String(decoding: got, as: UTF8.self).trimmingSuffixNewlines())
     }
 }

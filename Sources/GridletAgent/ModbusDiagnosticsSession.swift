@@ -109,7 +109,7 @@ public final class ModbusDiagnosticsSession {
     /// go on between them); the JSON answer of the daemon's `scan` request.
     public func scan(_ units: ClosedRange<Int>, progress: (ScanProgress) -> Void) throws(DiagnosticsError) -> String {
         if daemonSocket == nil, case .rtu = direct.kind, units.lowerBound == 0 || units.upperBound > 247 {
-            throw DiagnosticsError("RTU unit ids are 1...247", isUsage: true)
+            throw DiagnosticsError("RTU unit ids are 1...247; pass --from/--to within it", isUsage: true)
         }
         progress(.started(throughDaemon: daemonSocket != nil))
         let start = SystemClock.monoMs()
@@ -153,7 +153,7 @@ public final class ModbusDiagnosticsSession {
 
     /// One unit's probe from the daemon's `scan BUS U U TIMEOUT` answer.
     static func probe(fromDaemon answer: String, unit: Int) throws(DiagnosticsError) -> ModbusProbe {
-        guard let v = try? JSONValue.parse(answer) else { throw DiagnosticsError("unreadable answer from the daemon: \(answer)") }
+        guard let v = try? JSONValue.parse(answer) else { throw DiagnosticsError("unreadable answer from the daemon: \(answer.prefix(200)); run the same gridlet version as the daemon (gridlet --version)") }
         guard v["ok"]?.boolValue == true else { throw DiagnosticsError(v["error"]?.stringValue ?? answer) }
         guard let f = (v["found"]?.arrayValue ?? []).first(where: { Int($0["unit"]?.doubleValue ?? -1) == unit }) else {
             return .none("no answer")

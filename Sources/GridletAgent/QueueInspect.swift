@@ -58,12 +58,12 @@ public enum QueueInspect {
             q = try DiskQueue(readOnlyDirectory: directory)
         } catch {
             if error.errno == EWOULDBLOCK {
-                return .failure(AgentError("the queue in \(directory) is locked by a running gridlet, and its socket did not answer"))
+                return .failure(AgentError("the queue in \(directory) is locked by a running gridlet, and its socket did not answer; check it runs (systemctl status gridlet) and pass --socket PATH if site.socket is not the default"))
             }
             if error.errno == ENOENT {
                 return .failure(AgentError("no queue in \(directory) (has the agent run yet? is site.state_dir right?)"))
             }
-            return .failure(AgentError("cannot open the queue: \(error)"))
+            return .failure(AgentError("cannot open the queue: \(error); check the permissions of \(directory) (run as the gridlet user or with sudo)"))
         }
         defer { q.close() }
         let words = request.split(separator: " ")

@@ -61,16 +61,4 @@ enum Reports {
             })),
         ])
     }
-
-    /// What must change for the state to be published before its periodic refresh: last_seen
-    /// moves on every poll and limit_w follows the measured voltage; neither alone is a change
-    /// worth a retained publish (the periodic publish carries them). A device's ok and fault are.
-    static func stateChangeKey(_ state: JSONValue, health: [DeviceHealth], limitW: Double) -> String {
-        guard case var .object(o) = state else { return state.serialized }
-        if let di = o.firstIndex(where: { $0.0 == "devices" }) {
-            o[di].1 = .array(health.map { .array([.bool($0.ok), $0.fault.map { .string($0) } ?? .null]) })
-        }
-        if let li = o.firstIndex(where: { $0.0 == "limit_w" }) { o[li].1 = .number((limitW / 100).rounded()) }
-        return JSONValue.object(o).serialized
-    }
 }

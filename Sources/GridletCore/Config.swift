@@ -14,6 +14,8 @@ public struct GridletConfig: Sendable, Equatable {
     public var log = LogConfig()
     /// `board:` as written (a board name or a board file path); its defaults were applied by the loader.
     public var board: String?
+    /// `homeassistant:` (MQTT discovery for Home Assistant; off by default).
+    public var homeAssistant = HomeAssistantConfig()
 
     public init(site: SiteConfig, buses: [BusConfig], devices: [DeviceConfig], mqtt: MQTTConfig,
                 telemetry: TelemetryConfig, queue: QueueConfig, control: ControlConfig,

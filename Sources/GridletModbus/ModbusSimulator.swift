@@ -85,6 +85,9 @@ public final class ModbusSimulator: Sendable {
     public let frozen: Bool
     /// When set, every phase voltage is this value (plus noise unless frozen): a "230 V charger".
     public let voltage: Double?
+    /// Percent by which every phase voltage rises in every odd second of the monotonic clock and
+    /// falls back in the even ones (0 = none), also when frozen: a mains voltage that moves.
+    public let voltageWobblePercent: Double
     public let writeLog: String?
     public let updateIntervalMs: Int
     public let transport: SimulatorTransport
@@ -109,15 +112,16 @@ public final class ModbusSimulator: Sendable {
     private let stopRequested = Atomic<Bool>(false)
 
     public convenience init(profile: DeviceProfile, host: String = "127.0.0.1", port: Int, frozen: Bool = false, voltage: Double? = nil,
-                            writeLog: String? = nil, updateIntervalMs: Int = 200, sunspecModel: Int = 203, sunspecBase: Int = 40000,
+                            voltageWobblePercent: Double = 0, writeLog: String? = nil, updateIntervalMs: Int = 200, sunspecModel: Int = 203, sunspecBase: Int = 40000,
                             unimplemented: Set<String> = [], fault: SimulatorFault = .none, faultUnit: Int? = nil, faultFile: String? = nil) {
-        self.init(profile: profile, transport: .tcp(host: host, port: port), frozen: frozen, voltage: voltage, writeLog: writeLog,
+        self.init(profile: profile, transport: .tcp(host: host, port: port), frozen: frozen, voltage: voltage,
+                  voltageWobblePercent: voltageWobblePercent, writeLog: writeLog,
                   updateIntervalMs: updateIntervalMs, sunspecModel: sunspecModel, sunspecBase: sunspecBase,
                   unimplemented: unimplemented, fault: fault, faultUnit: faultUnit, faultFile: faultFile)
     }
 
     public init(profile: DeviceProfile, transport: SimulatorTransport, frozen: Bool = false, voltage: Double? = nil,
-                writeLog: String? = nil, updateIntervalMs: Int = 200, sunspecModel: Int = 203, sunspecBase: Int = 40000,
+                voltageWobblePercent: Double = 0, writeLog: String? = nil, updateIntervalMs: Int = 200, sunspecModel: Int = 203, sunspecBase: Int = 40000,
                 unimplemented: Set<String> = [], fault: SimulatorFault = .none, faultUnit: Int? = nil, faultFile: String? = nil) {
         self.profile = profile
         self.transport = transport
@@ -132,6 +136,7 @@ public final class ModbusSimulator: Sendable {
         shared.withLock { $0.fault = fault; $0.faultUnit = faultUnit }
         self.frozen = frozen
         self.voltage = voltage
+        self.voltageWobblePercent = voltageWobblePercent
         self.writeLog = writeLog
         self.updateIntervalMs = max(10, updateIntervalMs)
     }

@@ -14,6 +14,8 @@ struct SimulationModel {
     let phases = 3
 
     let voltage: Double?
+    /// Set by the engine before each step: the factor on every phase voltage (1 = no wobble).
+    var voltageFactor = 1.0
 
     init(profile: DeviceProfile, frozen: Bool, voltage: Double? = nil) {
         self.voltage = voltage
@@ -67,7 +69,7 @@ struct SimulationModel {
         t += dt
         var v: [String: Double] = [:]
         let base = voltage.map { [$0, $0, $0] } ?? [231.37, 229.81, 230.52]
-        let volts = [base[0] + noise(0.6), base[1] + noise(0.6), base[2] + noise(0.6)]
+        let volts = [base[0] * voltageFactor + noise(0.6), base[1] * voltageFactor + noise(0.6), base[2] * voltageFactor + noise(0.6)]
         switch profile.kind {
         case .meter:
             let swing = frozen ? 0 : 700 * sin(t / 9)

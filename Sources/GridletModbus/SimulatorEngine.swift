@@ -297,6 +297,9 @@ final class SimulatorEngine {
         let input = mapping.pointee.tab_input_registers!
         model.readControl(holding: holding)
         model.play(sim.fault)
+        if sim.voltageWobblePercent != 0 {
+            model.voltageFactor = (SystemClock.monoMs() / 1000) % 2 == 1 ? 1 + sim.voltageWobblePercent / 100 : 1
+        }
         let physical = model.step(dtSeconds: dtSeconds)
         var published: [String: Double] = [:]
         for p in served.points {

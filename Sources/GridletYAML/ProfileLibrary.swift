@@ -21,7 +21,7 @@ public enum ProfileLibrary {
     /// Loads a profile file.
     public static func load(path: String) throws(YAMLError) -> DeviceProfile {
         guard let text = readTextFile(path) else {
-            throw YAMLError(path: "", line: 0, message: "cannot read profile file (errno \(errno))", file: path)
+            throw YAMLError(path: "", line: 0, message: "cannot read profile file: \(String(cString: strerror(errno))); check the path, or use a built-in profile name (gridlet profiles)", file: path)
         }
         return try parse(text, file: path)
     }

@@ -28,7 +28,7 @@ struct Boards: ParsableCommand {
                 if json { rows.append(.object([("name", .string(b.name)), ("arch", .string(b.arch)), ("description", .string(b.description))])) }
                 else { print("\(b.name.padding(24)) \(b.arch.padding(6)) \(b.description)") }
             } catch {
-                throw Failure("built-in board \(n) is broken: \(error)")
+                throw Failure("built-in board \(n) is broken: \(error); this build is faulty: reinstall gridlet, and report it with the output of gridlet --version")
             }
         }
         if json { print(JSONValue.array(rows).serialized) }

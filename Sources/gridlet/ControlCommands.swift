@@ -8,10 +8,13 @@ func askDaemon(_ request: String, config: String?, socket: String?) throws -> JS
     switch LocalClient.request(request, socketPath: path) {
     case let .failure(e): throw Failure(e.description)
     case let .success(text):
-        guard let v = try? JSONValue.parse(text) else { throw Failure("unreadable answer from the daemon: \(text)") }
+        guard let v = try? JSONValue.parse(text) else { throw Failure("unreadable answer from the daemon: \(text.prefix(200))\(versionHint)") }
         return v
     }
 }
+
+/// For an answer the CLI cannot read: most likely a daemon of another version.
+let versionHint = "; run the same gridlet version as the daemon (gridlet --version; after an upgrade: systemctl restart gridlet)"
 
 func errorText(_ v: JSONValue) -> String {
     if let e = v["error"]?.stringValue { return e }
@@ -54,7 +57,7 @@ struct OptOut: ParsableCommand {
     @Option(name: .long, help: "The daemon's socket.") var socket: String?
 
     func run() throws {
-        guard CommandParser.validID(id) else { throw Failure("'\(id)' is not a valid event or schedule id", code: 2) }
+        guard CommandParser.validID(id) else { throw Failure("'\(id)' is not a valid event or schedule id; give the id as `gridlet events` or `gridlet schedule` show it (1 to 64 of A-Z a-z 0-9 _ . : -)", code: 2) }
         let v = try askDaemon("optout \(id)", config: config, socket: socket)
         if json { print(v.serialized) }
         guard v["ok"]?.boolValue == true else { throw Failure("opt-out refused: \(errorText(v))") }
@@ -74,7 +77,7 @@ struct Schedule: ParsableCommand {
     @Option(name: .long, help: "The daemon's socket.") var socket: String?
 
     func run() throws {
-        guard count > 0 else { throw Failure("--count must be positive", code: 2) }
+        guard count > 0 else { throw Failure("--count must be 1 or more, got \(count)", code: 2) }
         let v = try askDaemon("schedule \(count)", config: config, socket: socket)
         if json { print(v.serialized); return }
         guard v["ok"]?.boolValue == true else { throw Failure(errorText(v)) }

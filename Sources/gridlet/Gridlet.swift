@@ -1,3 +1,4 @@
+import Glibc
 import ArgumentParser
 import GridletAgent
 import GridletCore
@@ -57,13 +58,13 @@ struct Run: ParsableCommand {
     var board: String?
 
     func run() throws {
-        if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l)", code: 2) }
+        if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l); use error, warning, notice, info or debug", code: 2) }
         var log = Logger(label: "gridlet", minimum: logLevel.flatMap { LogLevel(name: $0) } ?? .info)
         var site: Demo.Site?
         let loaded: ConfigLoading.Loaded
         if demo {
             let s: Demo.Site
-            do { s = try Demo.Site(stateDir: stateDir, mqttPort: mqttPort) } catch { throw Failure("demo: \(error)") }
+            do { s = try Demo.Site(stateDir: stateDir, mqttPort: mqttPort) } catch { throw Failure("demo: \(error) (the demo needs a writable --state-dir, default /tmp/gridlet-demo, and free loopback ports)") }
             site = s
             loaded = s.loaded
             log.notice("demo: simulated meter on 127.0.0.1:\(s.meterPort), charger on 127.0.0.1:\(s.chargerPort); broker 127.0.0.1:\(mqttPort)")
@@ -83,57 +84,86 @@ struct Run: ParsableCommand {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the running daemon's state (limit, source, readings, comm, queue, MQTT).")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the running daemon's state (limit, source, readings, comm, queue, MQTT).",
+        discussion: """
+            Problems come first, in words; times are local to site.timezone, with their age. --json prints the daemon's \
+            status document unchanged. --watch redraws every second until Ctrl-C (or --count redraws); with --line it \
+            prints one summary line per second instead.
+            """)
     @Flag(name: .long, help: "Print JSON.") var json = false
     @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
     @Option(name: .long, help: "The daemon's socket.") var socket: String?
+    @Flag(name: .long, help: "Redraw every second until Ctrl-C.") var watch = false
+    @Flag(name: .long, help: "One summary line (per second with --watch).") var line = false
+    @Option(name: .long, help: "With --watch: stop after this many updates (0 = until Ctrl-C).") var count: Int = 0
 
     func run() throws {
+        guard count >= 0 else { throw Failure("--count must be 0 (until Ctrl-C) or more", code: 2) }
+        guard !(json && watch) else { throw Failure("--json and --watch do not go together; for a JSON stream, run --json in a loop", code: 2) }
         let path = try socketPath(config: config, socket: socket)
-        switch LocalClient.request("status", socketPath: path) {
-        case let .failure(e): throw Failure(e.description)
-        case let .success(text):
-            if json { print(text); return }
-            guard let v = try? JSONValue.parse(text) else { print(text); return }
-            printStatus(v)
+        guard watch else {
+            let text = try report(path)
+            print(text)
+            return
+        }
+        installSimulatorSignals()   // SIGINT/SIGTERM end the loop (the flag is shared with `simulate`)
+        var n = 0
+        var zone: TimeZoneRules?
+        while !simulatorStop() {
+            var text: String
+            do { text = try report(path, zone: &zone) } catch { text = "\(error)" }
+            writeOut(line ? text + "\n" : "\u{1B}[H\u{1B}[2J" + text + "\n")
+            n += 1
+            if count > 0, n >= count { break }
+            // Until the next whole second, in steps that notice Ctrl-C.
+            let wait = 1000 - Int(wallMs() % 1000)
+            var slept = 0
+            while slept < wait, !simulatorStop() { usleep(useconds_t(min(100, wait - slept) * 1000)); slept += 100 }
         }
     }
 
-    func printStatus(_ v: JSONValue) {
-        let s = v["state"]
-        func str(_ j: JSONValue?) -> String {
-            guard let j else { return "-" }
-            switch j {
-            case let .string(x): return x
-            case let .number(d): return JSONValue.format(d)
-            case let .bool(b): return b ? "yes" : "no"
-            case .null: return "-"
-            default: return j.serialized
-            }
+    func report(_ path: String) throws -> String {
+        var zone: TimeZoneRules?
+        return try report(path, zone: &zone)
+    }
+
+    /// The text for one update; `zone` is loaded once (from the daemon's site.timezone).
+    func report(_ path: String, zone: inout TimeZoneRules?) throws -> String {
+        let text: String
+        switch LocalClient.request("status", socketPath: path) {
+        case let .failure(e): throw Failure(e.description)
+        case let .success(t): text = t
         }
-        print("limit      \(str(s?["limit_w"])) W (\(str(s?["applied_a"])) A\(s?["paused"]?.boolValue == true ? ", paused" : ""))")
-        print("source     \(str(s?["source"]))")
-        print("events     \((s?["events"]?.arrayValue ?? []).map { str($0) }.joined(separator: ", "))")
-        print("comm       \(s?["comm"]?["ok"]?.boolValue == true ? "ok" : "LOST") since \(str(s?["comm"]?["since"]))")
-        print("clock      \(s?["clock_synced"]?.boolValue == true ? "synchronised" : "NOT synchronised")")
-        print("next       \(str(s?["next_transition"]))")
-        print("mqtt       \(v["mqtt"]?["connected"]?.boolValue == true ? "connected" : "disconnected") \(str(v["mqtt"]?["broker"]))")
-        print("queue      \(str(v["queue"]?["records"])) records, \(str(v["queue"]?["bytes"])) bytes, oldest \(str(v["queue"]?["oldest_age_s"])) s")
-        if let e = v["queue"]?["last_error"]?.stringValue {
-            print("queue      \(v["queue"]?["ok"]?.boolValue == false ? "FAILED, refusing writes" : "recovered from an I/O error"): \(e) (see operations.md)")
+        if json { return text }
+        guard let v = try? JSONValue.parse(text) else {
+            throw Failure("unreadable answer from the daemon at \(path): \(text.prefix(200))\(versionHint)")
         }
-        for (name, b) in v["buses"]?.objectValue ?? [] {
-            let direction = b["rs485_direction"]?.stringValue.map { ", RS-485 direction: \($0)" } ?? ""
-            print("bus        \(name): \(str(b["endpoint"]))\(direction)")
+        if zone == nil { zone = StatusText.zone(named: v["site"]?["timezone"]?.stringValue) }
+        // What the source becomes next (`then default`); the status is shown without it if this fails.
+        var transitions: [JSONValue] = []
+        if case let .success(s) = LocalClient.request("schedule 1", socketPath: path), let sv = try? JSONValue.parse(s) {
+            transitions = sv["transitions"]?.arrayValue ?? []
         }
-        for (name, d) in v["devices"]?.objectValue ?? [] {
-            if d["ok"]?.boolValue == true {
-                let fields = (d.objectValue ?? []).filter { $0.0 != "ok" }.map { "\($0.0)=\(str($0.1))" }.joined(separator: " ")
-                print("device     \(name): \(fields)")
-            } else {
-                print("device     \(name): NOT ANSWERING: \(str(d["error"]))")
-            }
-        }
+        let report = StatusText(status: v, transitions: transitions, nowMs: wallMs(), zone: zone ?? .utc)
+        return line ? report.line() : report.render()
+    }
+}
+
+/// Wall-clock milliseconds (the CLI's own clock, for ages).
+func wallMs() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Writes to standard output at once (a `--watch --line` piped to a file shows every line).
+func writeOut(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        bytes = bytes.dropFirst(n)
     }
 }
 
@@ -150,9 +180,9 @@ struct Read: ParsableCommand {
             throw Failure("no device '\(device)' in \(config); configured: \(loaded.config.devices.map(\.name).joined(separator: ", "))", code: 2)
         }
         let answer = try DeviceRead.request(d, points: points, configuration: loaded)
-        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer") }
+        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer from \(device)\(versionHint)") }
         if json { print(answer) } else {
-            if v["ok"]?.boolValue != true { throw Failure(v["error"]?.stringValue ?? answer) }
+            if v["ok"]?.boolValue != true { throw Failure(ModbusHint.explained(v["error"]?.stringValue ?? answer)) }
             for (name, p) in v["points"]?.objectValue ?? [] {
                 let value = p["value"]?.doubleValue.map { JSONValue.format($0) } ?? "n/a"
                 print("\(name.padding(18)) \(value) \(p["unit"]?.stringValue ?? "")")
@@ -216,7 +246,7 @@ struct Profiles: ParsableCommand {
                                      ("points", .number(Double(p.points.count)))]))
                 if !json { print("\(p.name.padding(22)) \(p.kind.rawValue.padding(8)) \(p.vendor) \(p.model) (\(p.transport), \(p.points.count) points)") }
             } catch {
-                throw Failure("built-in profile \(n) is broken: \(error)")
+                throw Failure("built-in profile \(n) is broken: \(error); this build is faulty: reinstall gridlet, and report it with the output of gridlet --version")
             }
         }
         if json { print(JSONValue.array(rows).serialized) }

@@ -26,7 +26,7 @@ struct BusTarget: ParsableArguments {
     /// The --timeout in milliseconds.
     func timeoutMs() throws -> Int {
         let t = try ModbusCLI.durationMs(timeout, option: "--timeout")
-        guard (1...60_000).contains(t) else { throw Failure("--timeout: 1 ms ... 60 s", code: 2) }
+        guard (1...60_000).contains(t) else { throw Failure("--timeout: expected 1ms to 60s, got '\(timeout)'", code: 2) }
         return t
     }
 
@@ -37,7 +37,7 @@ struct BusTarget: ParsableArguments {
         guard let mode = RS485Mode(rawValue: rs485Mode) else {
             throw Failure("--rs485-mode: expected one of \(RS485Mode.allCases.map(\.rawValue).joined(separator: ", ")), got '\(rs485Mode)'", code: 2)
         }
-        if let d = rtsDelayUs, !(0...100_000).contains(d) { throw Failure("--rts-delay-us: 0 ... 100000", code: 2) }
+        if let d = rtsDelayUs, !(0...100_000).contains(d) { throw Failure("--rts-delay-us: expected 0 to 100000 (microseconds), got \(d)", code: 2) }
         if (rs485Mode != "auto" || rtsDelayUs != nil) && !(rs485 && rtu != nil) {
             throw Failure("--rs485-mode and --rts-delay-us apply with --rtu DEVICE --rs485", code: 2)
         }
@@ -97,7 +97,7 @@ struct ModbusCommand: ParsableCommand {
 
     /// Prints the answer; decodes the registers by type and word order.
     static func report(_ answer: String, type: RegisterType, order: WordOrder, json: Bool) throws {
-        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer") }
+        guard let v = try? JSONValue.parse(answer) else { print(answer); throw Failure("unreadable answer\(versionHint)") }
         let regs = (v["registers"]?.arrayValue ?? []).compactMap { $0.doubleValue.map { UInt16($0) } }
         let n = type.registerCount
         let values: [Double?] = stride(from: 0, to: regs.count - n + 1, by: n).map {
@@ -118,7 +118,7 @@ struct ModbusCommand: ParsableCommand {
                 print("\(String(a).padding(6)) \(raw.padding(20)) \(value.map { JSONValue.format($0) } ?? "NaN")")
             }
         }
-        if v["ok"]?.boolValue != true { throw Failure(v["error"]?.stringValue ?? answer) }
+        if v["ok"]?.boolValue != true { throw Failure(ModbusHint.explained(v["error"]?.stringValue ?? answer)) }
     }
 
     static func hex4(_ w: UInt16) -> String {
@@ -151,7 +151,7 @@ struct ModbusCommand: ParsableCommand {
 
         func run() throws {
             let (address, type, order) = try layout.parsed()
-            guard !values.isEmpty else { throw Failure("give at least one value", code: 2) }
+            guard !values.isEmpty else { throw Failure("give at least one value to write, e.g. `gridlet modbus write --tcp HOST:PORT --address 5004 16`", code: 2) }
             let regs = values.flatMap { RegisterCodec.encode($0, type: type, order: order) }
             let answer = try ModbusCommand.run(.write(function: function, address: address, values: regs), unit: layout.unit, target: target)
             try ModbusCommand.report(answer, type: type, order: order, json: layout.json)

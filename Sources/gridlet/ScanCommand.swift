@@ -36,7 +36,7 @@ struct Scan: ParsableCommand {
                 }
             }
         }
-        guard let v = try? JSONValue.parse(answer) else { throw Failure("unreadable answer") }
+        guard let v = try? JSONValue.parse(answer) else { throw Failure("unreadable answer: \(answer.prefix(200))\(versionHint)") }
         if json { print(answer); return }
         let found = v["found"]?.arrayValue ?? []
         if found.isEmpty { print("no unit answered") }

@@ -26,6 +26,8 @@ struct Simulate: ParsableCommand {
     @Flag(name: .long, help: "Keep values constant (for exact comparisons).") var frozen = false
     @Option(name: .long, help: "Append every write received as a JSON line to this file.") var writeLog: String?
     @Option(name: .long, help: "Serve this phase voltage on every phase (e.g. 230).") var voltage: Double?
+    @Option(name: .long, help: "Raise every phase voltage by this percent in every other second (e.g. 0.5), also with --frozen.")
+    var voltageWobble: Double = 0
     @Option(name: .long, help: "SunSpec profiles: meter model to serve (201-204, 211-214).") var sunspecModel: Int = 203
     @Option(name: .long, help: "SunSpec profiles: address of the 'SunS' marker (40000, 0 or 50000).") var sunspecBase: Int = 40000
     @Option(name: .long, parsing: .upToNextOption, help: "SunSpec profiles: points served as 'not implemented'.") var unimplemented: [String] = []
@@ -57,7 +59,9 @@ struct Simulate: ParsableCommand {
         } else {
             place = .tcp(host: host, port: port)
         }
-        let sim = try DeviceSimulation(profile: p, place: place, frozen: frozen, voltage: voltage, writeLog: writeLog,
+        guard (0...50).contains(voltageWobble) else { throw Failure("--voltage-wobble: expected a percent from 0 to 50, got \(voltageWobble)", code: 2) }
+        let sim = try DeviceSimulation(profile: p, place: place, frozen: frozen, voltage: voltage, voltageWobblePercent: voltageWobble,
+                                       writeLog: writeLog,
                                        sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: Set(unimplemented),
                                        fault: f, faultUnit: faultUnit, faultFile: faultFile)
         installSimulatorSignals()

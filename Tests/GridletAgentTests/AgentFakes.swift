@@ -67,7 +67,7 @@ final class FakeDevice: DevicePort {
 
 /// An MQTT client that records what is published and hands out message ids.
 final class FakeMQTT: MQTTPort {
-    struct Published { var topic: String; var payload: String; var mid: Int32 }
+    struct Published { var topic: String; var payload: String; var mid: Int32; var retain = false; var qos: Int32 = 1 }
     var published: [Published] = []
     var subscribed: [String] = []
     var nextMid: Int32 = 1
@@ -80,7 +80,7 @@ final class FakeMQTT: MQTTPort {
     func publish(topic: String, payload: [UInt8], qos: Int32, retain: Bool, responseCorrelation: [UInt8]?,
                  messageExpiryS: UInt32?) throws(MQTTError) -> Int32 {
         defer { nextMid += 1 }
-        published.append(Published(topic: topic, payload: String(decoding: payload, as: UTF8.self), mid: nextMid))
+        published.append(Published(topic: topic, payload: String(decoding: payload, as: UTF8.self), mid: nextMid, retain: retain, qos: qos))
         return nextMid
     }
     func on(_ topicSuffix: String) -> [Published] { published.filter { $0.topic.hasSuffix(topicSuffix) } }
@@ -161,7 +161,7 @@ final class AgentHarness {
     }
 
     deinit {
-        for f in ["control.json", "ledger.json", "comm.json", "comm.json.tmp"] { unlink(stateDir + "/" + f) }
+        for f in ["control.json", "ledger.json", "comm.json", "comm.json.tmp", "homeassistant.json"] { unlink(stateDir + "/" + f) }
         rmdir(stateDir)
     }
 

@@ -69,7 +69,7 @@ import Testing
         let rtu = BusConfig.Kind.rtu(device: "/dev/null", baud: 9600, parity: .none, dataBits: 8, stopBits: 1, rs485: false)
         let session = try ModbusDiagnosticsSession(.given(rtu, name: "/dev/null"), timeoutMs: 10, configuration: nil, configPath: "-")
         var events: [ModbusDiagnosticsSession.ScanProgress] = []
-        #expect(throws: DiagnosticsError("RTU unit ids are 1...247", isUsage: true)) {
+        #expect(throws: DiagnosticsError("RTU unit ids are 1...247; pass --from/--to within it", isUsage: true)) {
             _ = try session.scan(0...3) { events.append($0) }
         }
         #expect(events.isEmpty)

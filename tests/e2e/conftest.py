@@ -139,7 +139,7 @@ class Collector:
 
 
 class Simulator:
-    def __init__(self, profile, workdir, frozen=True, voltage=230):
+    def __init__(self, profile, workdir, frozen=True, voltage=230, voltage_wobble=None):
         self.port = free_port()
         self.write_log = os.path.join(workdir, f"{profile}-{self.port}-writes.jsonl")
         # Read by the simulator about every 100 ms; absent = no fault (see set_fault).
@@ -150,6 +150,8 @@ class Simulator:
             args.append("--frozen")
         if voltage:
             args += ["--voltage", str(voltage)]
+        if voltage_wobble:
+            args += ["--voltage-wobble", str(voltage_wobble)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: port_open(self.port), 10, what=f"simulator {profile}")
 
