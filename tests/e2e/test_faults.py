@@ -30,3 +30,27 @@ def test_restart_during_outage_never_writes_above_fallback(site):
     site.broker.start()
     wait_until(lambda: ch.last_value(5004) == 16, 60, what="restore after comm returns")
     assert agent.stop() == 0
+
+
+def test_oversized_command_never_reaches_the_agent(site):
+    """The agent announces an MQTT 5 Maximum Packet Size (64 KiB of payload plus room for topic and
+    properties): the broker drops a larger command instead of delivering it, so it never reaches
+    the agent's memory (before, the agent read it whole and replied too_large)."""
+    import json
+    agent = site.make_agent()
+    util = site.make_collector()
+    agent.start()
+    util.wait_for("status", lambda p: p.get("online") is True, timeout=15)
+    big = json.dumps({"id": "big", "duration_s": 60, "limit_w": 1, "pad": "x" * (100 * 1024)})
+    util.client.publish(f"{site.root}/cmd/event", big, qos=1).wait_for_publish(5)
+    util.publish("ping", {"id": "after"})
+    util.wait_for("reply", lambda p: p.get("id") == "after", timeout=10)
+    time.sleep(1)
+    # (The agent's own check would reply too_large, without an id: the payload is not parsed.)
+    reached = [p for p in util.of("reply") if p.get("id") == "big" or (p.get("error") or {}).get("code") == "too_large"]
+    assert not reached, f"the oversized command reached the agent: {reached}"
+    # A command just under the bound still arrives and is answered.
+    ok = json.dumps({"id": "fits", "duration_s": 60, "limit_w": 4140, "opt_out": False})
+    util.client.publish(f"{site.root}/cmd/event", ok, qos=1).wait_for_publish(5)
+    assert util.wait_for("reply", lambda p: p.get("id") == "fits", timeout=10)["ok"] is True
+    assert agent.stop() == 0
