@@ -71,6 +71,8 @@ public final class Agent {
     var nextStateToken: UInt64 = 1
     var queueErrorLogged = false
     var commandsDropped = 0
+    /// Seqs the broker acknowledged in this step, acked in the queue together.
+    var acksToWrite: [UInt64] = []
     /// How long the loop's turns take (its work, not its wait): nothing slow may sit on it.
     var loopTurns = TurnTimes()
     /// Set when the queue could not be reopened after an I/O error: the loop stops, `run` throws.
@@ -191,6 +193,7 @@ public final class Agent {
         let inputs = mailbox.take(timeoutMs: waitMs)
         let began = time.monoUs()
         for input in inputs { handle(input) }
+        writeAcks()
         turn()
         loopTurns.record(us: time.monoUs() - began)
     }
@@ -206,6 +209,7 @@ public final class Agent {
             let deadline = time.monoMs() + 3000
             while time.monoMs() < deadline, pipeline.inFlight > 0 {
                 for input in mailbox.take(timeoutMs: 50) { if case .mqtt = input { handle(input) } }
+                writeAcks()
             }
         }
         mqtt?.stop()
@@ -290,6 +294,13 @@ public final class Agent {
         case let .stored(result):
             stored(result)
         }
+    }
+
+    /// The queue drops what the broker acknowledged (SPEC §4), one checkpoint for the lot.
+    func writeAcks() {
+        guard !acksToWrite.isEmpty else { return }
+        do { try queue.ack(seqs: acksToWrite) } catch { log.error("queue ack failed (the records are sent again after a restart): \(error)") }
+        acksToWrite.removeAll(keepingCapacity: true)
     }
 
     // MARK: the control loop turn

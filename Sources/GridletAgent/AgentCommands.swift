@@ -33,7 +33,7 @@ extension Agent {
         case let .published(mid, reason):
             if let seq = pipeline.acknowledged(mid: mid) {
                 if reason >= 0x80 { log.error("broker rejected record seq \(seq) (reason \(reason)); dropping it") }
-                do { try queue.ack(seq: seq) } catch { log.error("queue ack failed: \(error)") }
+                acksToWrite.append(seq)   // written together after this step's inputs (one checkpoint)
             }
         case let .message(msg):
             handleCommand(msg, nowWall: nowWall)

@@ -54,6 +54,8 @@ protocol MQTTPort: AnyObject {
 protocol RecordQueue: AnyObject, OutboundRecordSource where Record == QueuedRecord {
     func append(kind: RecordKind, payload: [UInt8], timestampMs: Int64) throws(QueueError) -> UInt64
     func ack(seq: UInt64) throws(QueueError)
+    /// Several acks, one checkpoint.
+    func ack(seqs: [UInt64]) throws(QueueError)
     func flushIfDue(nowMs: Int64) throws(QueueError)
     /// Wall time of the oldest write not yet synced (`sync: batch`), nil when all is synced.
     var unsyncedSinceMs: Int64? { get }

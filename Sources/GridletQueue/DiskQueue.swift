@@ -334,10 +334,24 @@ public final class DiskQueue {
     /// fdatasync the ack is still taken in memory (no checkpoint is written into a file in an
     /// unknown state): `recoverAfterIOError` then neither sends the record again nor reports it lost.
     public func ack(seq: UInt64) throws(QueueError) {
+        try ack(seqs: CollectionOfOne(seq))
+    }
+
+    /// Acknowledges several records with one checkpoint write (a drain gets its PUBACKs in bursts:
+    /// one checkpoint per burst, not per record). A crash before the checkpoint only sends those
+    /// records again (at least once), as with single acks.
+    public func ack<S: Sequence<UInt64>>(seqs: S) throws(QueueError) {
         if failure == nil || closed { try checkWritable() }
+        var changed = false
+        for seq in seqs where markAcked(seq) { changed = true }
+        if changed, failure == nil { try writeCheckpoint() }
+    }
+
+    /// Marks one record acknowledged in memory; false when unknown or acked already.
+    private func markAcked(_ seq: UInt64) -> Bool {
         for r in rings.indices {
             guard let i = rings[r].index(of: seq) else { continue }
-            guard !rings[r].entries[i].acked else { return }
+            guard !rings[r].entries[i].acked else { return false }
             rings[r].entries[i].acked = true
             rings[r].unacked -= 1
             if i == rings[r].first {
@@ -349,9 +363,9 @@ public final class DiskQueue {
             } else {
                 noteAcked(seq)
             }
-            if failure == nil { try writeCheckpoint() }
-            return
+            return true
         }
+        return false
     }
 
     /// Wall time (record timestamp) of the oldest write not yet synced in `.batch` mode, so the

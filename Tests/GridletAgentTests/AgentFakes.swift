@@ -96,6 +96,7 @@ final class MemoryQueue: RecordQueue {
         return nextSeq
     }
     func ack(seq: UInt64) throws(QueueError) { stored.removeAll { $0.seq == seq } }
+    func ack(seqs: [UInt64]) throws(QueueError) { let s = Set(seqs); stored.removeAll { s.contains($0.seq) } }
     func records(after seq: UInt64, limit: Int) -> [QueuedRecord] { Array(stored.filter { $0.seq > seq }.prefix(limit)) }
     func flushIfDue(nowMs: Int64) throws(QueueError) {}
     var unsyncedSinceMs: Int64? { nil }

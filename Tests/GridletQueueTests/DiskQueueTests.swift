@@ -515,3 +515,22 @@ struct SplitMix {
     }
 }
 
+
+@Suite struct AckBatchTests {
+    /// A burst of PUBACKs costs one checkpoint write, and survives a reopen like single acks.
+    @Test func aBatchOfAcksWritesOneCheckpoint() throws {
+        let dir = TempDir()
+        let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
+        for i in 0..<8 { try q.append(kind: .telemetry, payload: payload(i), timestampMs: Int64(i)) }
+        let before = q.generation
+        try q.ack(seqs: [1, 2, 3, 6, 6, 99])
+        #expect(q.generation == before + 1)
+        #expect(allRecords(q).map(\.seq) == [4, 5, 7, 8])
+        try q.ack(seqs: [1, 2])          // nothing new: no checkpoint at all
+        #expect(q.generation == before + 1)
+        q.close()
+        let q2 = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
+        #expect(allRecords(q2).map(\.seq) == [4, 5, 7, 8])
+        q2.close()
+    }
+}
