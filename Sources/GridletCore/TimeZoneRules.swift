@@ -162,14 +162,21 @@ public struct TimeZoneRules: Sendable, Equatable {
     /// True when daylight saving time is in effect at the instant.
     public func isDST(atUTC ms: Int64) -> Bool {
         let s = Timestamp.floorDiv(ms, 1000)
-        if let f = footer, transitions.isEmpty || s >= transitions.last! { return f.isDST(atUTC: s) }
-        if transitions.isEmpty || s < transitions[0] { return types[0].isDST }
+        guard let t = typeIndex(atUTCSeconds: s) else { return footer!.isDST(atUTC: s) }
+        return types[t].isDST
+    }
+
+    /// The TZif type in effect at the UTC second, nil when the POSIX footer rule applies (after the
+    /// last transition).
+    func typeIndex(atUTCSeconds s: Int64) -> Int? {
+        if footer != nil, transitions.isEmpty || s >= transitions.last! { return nil }
+        if transitions.isEmpty || s < transitions[0] { return 0 }
         var lo = 0, hi = transitions.count - 1
         while lo < hi {
             let mid = (lo + hi + 1) / 2
             if transitions[mid] <= s { lo = mid } else { hi = mid - 1 }
         }
-        return types[transitionTypes[lo]].isDST
+        return transitionTypes[lo]
     }
 
     /// Local wall-clock milliseconds ("local ms", see `LocalDateTime.localMs`) of a UTC instant.

@@ -45,23 +45,7 @@ import Testing
     }
 
     @Test func aliveRefreshFollowsRefreshFraction() throws {
-        let profile = try ProfileLibrary.parse("""
-            name: vestel-fast
-            kind: charger
-            vendor: Test
-            model: refresh 0.1
-            unit: 255
-            transport: tcp
-            defaults: { table: input, type: uint16, word_order: hi_first, verified: false }
-            points:
-              voltage_l1_v: { address: 1016 }
-            control:
-              charging_current: { address: 5004 }
-              failsafe_current: { address: 2000 }
-              failsafe_timeout: { address: 2002 }
-              alive: { address: 6000, value: 1 }
-              refresh_fraction: 0.1
-            """)
+        let profile = try vestelLikeProfile(name: "vestel-fast", control: "refresh_fraction: 0.1")
         let h = try AgentHarness(control: "  device_failsafe_timeout: 60s", chargerProfile: profile)
         h.run(for: 100)
         h.charger.clearWrites()
@@ -265,23 +249,7 @@ extension AgentWiringTests {
     typealias H = AgentHarness
 
     static func profile() throws -> DeviceProfile {
-        try ProfileLibrary.parse("""
-            name: vestel-readback
-            kind: charger
-            vendor: Test
-            model: read back
-            unit: 255
-            transport: tcp
-            defaults: { table: input, type: uint16, word_order: hi_first, verified: false }
-            points:
-              voltage_l1_v: { address: 1016 }
-            control:
-              charging_current: { address: 5004 }
-              failsafe_current: { address: 2000 }
-              failsafe_timeout: { address: 2002 }
-              alive: { address: 6000, value: 1 }
-              failsafe_readback: true
-            """)
+        try vestelLikeProfile(name: "vestel-readback", control: "failsafe_readback: true")
     }
 
     @Test func aFailsafeTheChargerDidNotKeepIsWrittenAgain() throws {
@@ -305,4 +273,26 @@ extension AgentWiringTests {
         h.run(for: 3000)
         #expect(h.charger.reads.isEmpty)
     }
+}
+
+/// A Vestel-like charger profile (setpoint 5004, failsafe 2000/2002, alive 6000) with one more
+/// `control:` line.
+func vestelLikeProfile(name: String, control extra: String) throws -> DeviceProfile {
+    try ProfileLibrary.parse("""
+        name: \(name)
+        kind: charger
+        vendor: Test
+        model: \(name)
+        unit: 255
+        transport: tcp
+        defaults: { table: input, type: uint16, word_order: hi_first, verified: false }
+        points:
+          voltage_l1_v: { address: 1016 }
+        control:
+          charging_current: { address: 5004 }
+          failsafe_current: { address: 2000 }
+          failsafe_timeout: { address: 2002 }
+          alive: { address: 6000, value: 1 }
+          \(extra)
+        """)
 }
