@@ -20,6 +20,7 @@ enum AgentInput: Sendable {
     case polled(device: Int, result: Result<[String: Double?], ModbusError>)
     case wrote(device: Int, register: ChargerRegister, value: Double, result: Result<[UInt16], ModbusError>)
     case readBack(device: Int, register: ChargerRegister, result: Result<Double, ModbusError>)
+    case wrotePower(device: Int, register: PowerRegister, value: Double, result: Result<[UInt16], ModbusError>)
     case local(LocalRequest)
     case stored(StateWriteResult)
 }
@@ -53,6 +54,9 @@ public final class Agent {
     var engine: ControlEngine
     var readings: SiteReadings
     var drivers: [Int: ChargerDriver] = [:]
+    /// Bidirectional devices (AgentPower.swift) and the export side of the last decision.
+    var powerDrivers: [Int: BidirectionalDriver] = [:]
+    var exportDecision: ExportDecision?
     var pipeline: PublishPipeline
     var ledger: EnergyLedger
     var polls: PollScheduler
@@ -136,7 +140,9 @@ public final class Agent {
         engine = ControlEngine(settings: ControlSettings(c, site: config.site, buildDateMs: gridletBuildDateMs),
                                nowMs: startedWallMs, seed: Agent.randomSeed() ^ UInt64(bitPattern: startedWallMs))
         zone = try Agent.loadZone(config.site.timezone)
-        engine.settings.hasControllableDevice = !drivers.isEmpty
+        powerDrivers = Agent.makePowerDrivers(devices: devices, chargers: readings.chargerIndices, failsafeTimeoutMs: c.deviceFailsafeTimeoutMs)
+        engine.settings.hasControllableDevice = !drivers.isEmpty || !powerDrivers.isEmpty
+        engine.settings.followsSetpoints = !powerDrivers.isEmpty
         engine.configureSchedules(config.schedules, holidays: config.holidays, zone: zone)
         restoreControlState()
         commSaveCadence = Cadence(intervalMs: min(30_000, max(1000, c.commLossTimeoutMs / 4)))
@@ -230,6 +236,7 @@ public final class Agent {
         if let w = polls.nextWaitMs(nowMs: now) { wait = min(wait, w) }
         wait = min(wait, telemetryCadence.waitMs(nowMs: now))
         for d in drivers.values { if let due = d.nextDueMs() { wait = min(wait, due - now) } }
+        for d in powerDrivers.values { if let due = d.nextDueMs() { wait = min(wait, due - now) } }
         if pipeline.hasLive() { wait = 1 }
         if let us = pipeline.replayWaitUs(nowUs: time.monoUs(), backlog: queue.stats.records) { wait = min(wait, us / 1000) }
         return max(1, wait)
@@ -272,6 +279,8 @@ public final class Agent {
             case .verified?, nil:
                 break
             }
+        case let .wrotePower(i, register, value, result):
+            powerWritten(device: i, register: register, value: value, result: result)
         case let .mqtt(event):
             handleMQTT(event, nowWall: nowWall)
         case let .local(request):

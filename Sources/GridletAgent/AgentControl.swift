@@ -27,7 +27,7 @@ extension Agent {
         assessChargerFaults()
         let faulty = drivers.keys.sorted().first {
             readings.health[$0].fault != nil || drivers[$0]?.fault(deviceAnswering: readings.health[$0].ok) != nil
-        }
+        } ?? faultyPowerDevice
         if clockCheckCadence.due(nowMs: nowMono) { clockSynced = time.isSynchronised() }
         let previous = decision
         let d = engine.decide(nowMs: nowWall, inputs: ControlInputs(
@@ -68,6 +68,7 @@ extension Agent {
                 }
             }
         }
+        drivePower(d, importShareW: share, faulty: faulty.map { devices[$0].config.name }, nowWall: nowWall, nowMono: nowMono)
     }
 
     // MARK: energy ledger

@@ -13,8 +13,8 @@ extension Agent {
         var readingsJSON: [(String, JSONValue)] = []
         for (i, d) in devices.enumerated() { readingsJSON.append((d.config.name, Records.reading(readings.health[i]))) }
         let body = JSONValue.object([("ts", .string(Timestamp.format(ms: nowWall))), ("devices", .object(readingsJSON)),
-                                     ("control", Reports.control(limitW: requestedW, appliedA: appliedA,
-                                                                 source: decision?.source ?? "default"))])
+                                     ("control", withPowerControl(Reports.control(limitW: requestedW, appliedA: appliedA,
+                                                                                  source: decision?.source ?? "default")))])
         enqueue(.telemetry, Array(body.serialized.utf8), wallMs: nowWall)
     }
 
@@ -50,6 +50,10 @@ extension Agent {
     }
 
     func stateJSON(nowWall: Int64) -> JSONValue {
+        withPowerState(stateJSONWithoutPower(nowWall: nowWall))
+    }
+
+    func stateJSONWithoutPower(nowWall: Int64) -> JSONValue {
         Reports.state(decision: decision, limitW: requestedW, appliedA: appliedA, paused: paused,
                       startedWallMs: startedWallMs, clockSynced: clockSynced, schedules: activeScheduleIDs,
                       devices: devices.indices.map { (devices[$0].config.name, readings.health[$0]) })
@@ -60,7 +64,7 @@ extension Agent {
     func publishState(nowWall: Int64, nowMono: Int64) {
         guard pipeline.connected, let m = mqtt else { return }
         let s = stateJSON(nowWall: nowWall)
-        let key = Reports.stateChangeKey(s, health: readings.health, limitW: requestedW)
+        let key = Reports.stateChangeKey(powerKeyed(s), health: readings.health, limitW: requestedW)
         guard key != lastStateKey || nowMono - lastStatePublishMonoMs >= config.telemetry.intervalMs else { return }
         lastStateKey = key
         lastStatePublishMonoMs = nowMono
