@@ -139,7 +139,7 @@ class Collector:
 
 
 class Simulator:
-    def __init__(self, profile, workdir, frozen=True, voltage=230):
+    def __init__(self, profile, workdir, frozen=True, voltage=230, extra_args=()):
         self.port = free_port()
         self.write_log = os.path.join(workdir, f"{profile}-{self.port}-writes.jsonl")
         # Read by the simulator about every 100 ms; absent = no fault (see set_fault).
@@ -150,7 +150,10 @@ class Simulator:
             args.append("--frozen")
         if voltage:
             args += ["--voltage", str(voltage)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args += list(extra_args)
+        self.log_path = os.path.join(workdir, f"{profile}-{self.port}.log")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
         wait_until(lambda: port_open(self.port), 10, what=f"simulator {profile}")
 
     def writes(self, address=None):
