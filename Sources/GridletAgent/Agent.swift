@@ -97,6 +97,8 @@ public final class Agent {
     let zone: TimeZoneRules
     let statePath: String
     var ledgerPath: String { config.site.stateDir + "/ledger.json" }
+    /// The local copy of the ledger records, for `gridlet ledger` (LedgerLog.swift).
+    lazy var ledgerLog = LedgerLog(stateDir: config.site.stateDir)
 
     /// The daemon on the real ports: libmodbus buses, libmosquitto, the disk queue, the system clocks.
     public convenience init(config: GridletConfig, profiles: [String: DeviceProfile], logger: Logger) throws(AgentError) {

@@ -163,7 +163,7 @@ final class AgentHarness {
     }
 
     deinit {
-        for f in ["control.json", "ledger.json", "comm.json", "comm.json.tmp"] { unlink(stateDir + "/" + f) }
+        for f in ["control.json", "ledger.json", "comm.json", "comm.json.tmp", "ledger.log", "ledger.log.1"] { unlink(stateDir + "/" + f) }
         rmdir(stateDir)
     }
 

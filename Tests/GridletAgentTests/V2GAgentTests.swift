@@ -121,6 +121,35 @@ import Testing
         #expect(j["control"]?["direction"]?.stringValue == "export")
     }
 
+    @Test func awardEnergyIsTaggedWithTheMarketAndSplitFromRetailInTheLocalLedger() throws {
+        let h = try Self.harness(control: "telemetry:\n  ledger_interval: 1m\n")
+        var imp = 1000.0, exp = 100.0
+        func meter() { h.meter.state.withLock { $0.values["import_wh"] = imp; $0.values["export_wh"] = exp } }
+        meter()
+        h.connect()
+        h.run(for: 2000)
+        h.command("event", #"{"id":"award-1","duration_s":60,"limit_w":7360,"setpoint_w":-5000,"market":"caiso-reg"}"#)
+        var t: Int64 = 0
+        while t < 200_000 {
+            // 1 Wh exported per second during the award, 2 Wh imported per second otherwise.
+            let award = h.agent.exportDecision?.market == "caiso-reg"
+            if award { exp += 0.5 } else { imp += 1 }
+            meter()
+            h.time.advance(500); h.step()
+            t += 500
+        }
+        let ledger = h.mqtt.on("/ledger").map(\.payload)
+        #expect(ledger.contains { $0.contains(#""market":"caiso-reg""#) && $0.contains(#""source":"dispatch:award-1""#) })
+        let report = LedgerReport.json(stateDir: h.stateDir, fromMs: nil, toMs: nil, by: .market)
+        let rows = report["rows"]?.arrayValue ?? []
+        #expect(rows.map { $0["market"]?.stringValue } == ["caiso-reg", "retail"])
+        let award = try #require(rows.first)
+        #expect(abs((award["export_wh"]?.doubleValue ?? 0) - 60) <= 1, "\(award)")
+        // The edges are interpolated between readings (polled every second).
+        #expect((award["import_wh"]?.doubleValue ?? 9) <= 2)
+        #expect((rows.last?["export_wh"]?.doubleValue ?? 1) <= 1)
+    }
+
     @Test func aSetpointAtAChargerOnlySiteIsRefused252WithTheReason() throws {
         let h = try AgentHarness()
         h.connect()
