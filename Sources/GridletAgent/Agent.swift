@@ -239,6 +239,8 @@ public final class Agent {
         wait = min(wait, telemetryCadence.waitMs(nowMs: now))
         for d in drivers.values { if let due = d.nextDueMs() { wait = min(wait, due - now) } }
         for d in powerDrivers.values { if let due = d.nextDueMs() { wait = min(wait, due - now) } }
+        // Wake for an event's or schedule's start or end (wall clock), not up to 200 ms after it.
+        if let t = decision?.nextTransitionMs { wait = min(wait, t - time.wallMs()) }
         if pipeline.hasLive() { wait = 1 }
         if let us = pipeline.replayWaitUs(nowUs: time.monoUs(), backlog: queue.stats.records) { wait = min(wait, us / 1000) }
         return max(1, wait)

@@ -122,8 +122,8 @@ struct BidirectionalModel {
         return [
             "power_w": powerW,
             "soc_pct": (battery.socPct * 10).rounded() / 10,
-            "import_wh": importWh.rounded(.down),
-            "export_wh": exportWh.rounded(.down),
+            "import_wh": importWh,
+            "export_wh": exportWh,
             "voltage_l1_v": voltage,
             "current_l1_a": abs(powerW) / voltage,
             "frequency_hz": 50,

@@ -59,7 +59,7 @@ extension BuiltinProfiles {
           40184: -1       # 701 V_SF
           40185: -2       # 701 Hz_SF
           40186: 0        # 701 W_SF
-          40190: 0        # 701 TotWh_SF
+          40190: -2       # 701 TotWh_SF: energies in 0.01 Wh
           40225: 702
           40226: 50
           40270: 0        # 702 W_SF

@@ -33,7 +33,7 @@ devices:
     role: charger
     phases: 1
     max_current: 32
-    poll: 500ms
+    poll: {poll}
 {device_extra}mqtt:
   host: 127.0.0.1
   port: {mqtt_port}
@@ -54,7 +54,7 @@ control:
 
 
 @contextlib.contextmanager
-def v2g_site(workdir, profile, sim_args=(), device_extra="", telemetry_extra=""):
+def v2g_site(workdir, profile, sim_args=(), device_extra="", telemetry_extra="", poll="500ms"):
     stops = []
     try:
         broker = Broker(workdir)
@@ -63,7 +63,8 @@ def v2g_site(workdir, profile, sim_args=(), device_extra="", telemetry_extra="")
         sim = Simulator(profile, workdir, frozen=True, voltage=230, extra_args=sim_args)
         stops.append(sim.stop)
         text = V2G_CONFIG.format(state=os.path.join(workdir, "state"), port=sim.port, profile=profile,
-                                 device_extra=device_extra, telemetry_extra=telemetry_extra, mqtt_port=broker.port)
+                                 device_extra=device_extra, telemetry_extra=telemetry_extra, mqtt_port=broker.port,
+                                 poll=poll)
         agent = Agent(workdir, text)
         stops.append(agent.stop)
         util = Collector(broker.port, "gridlet/v2g", "utility")
@@ -197,3 +198,74 @@ def test_kill9_of_the_agent_the_device_reverts_within_its_reversion_time(workdir
         assert point(doc, "control_mode") == 0 and point(doc, "setpoint_w") == 0   # control back to the user
         with open(sim.log_path) as f:
             assert "reverted" in f.read()
+
+
+def iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def parse_iso(text):
+    import datetime
+    dt = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return int(round(dt.timestamp() * 1000))
+
+
+def integrate(steps, a, b):
+    """Import and export Wh of a piecewise-constant power (steps: [(t_ms, W)], + import) over [a, b)."""
+    imp = exp = 0.0
+    for (t, w), nxt in zip(steps, steps[1:] + [(b, None)]):
+        lo, hi = max(t, a), min(nxt[0], b)
+        if hi > lo:
+            wh = w * (hi - lo) / 3_600_000
+            if wh > 0:
+                imp += wh
+            else:
+                exp -= wh
+    return imp, exp
+
+
+def test_award_hour_day_market_energy_apart_from_retail_to_the_wh(workdir):
+    """Retail charging, then a regulation award (+/-5 kW alternating every 4 s for 60 s, market
+    caiso-reg), then retail again: the ledger's market records hold exactly the device's energy in
+    the award window and the retail records the rest, to the Wh (the device is the ledger meter)."""
+    with v2g_site(workdir, "sunspec-der", sim_args=["--capacity-wh", "60000", "--soc", "40"], poll="200ms",
+                  telemetry_extra="  ledger_interval: 1m\n") as (sim, agent, util):
+        util.wait_for("state", lambda p: "power" in p, timeout=15)
+        time.sleep(6)   # retail charging at the hardware maximum
+        start = int(time.time() * 1000) + 3000
+        event = {"id": "award-1", "start": iso(start), "duration_s": 60, "limit_w": 7360, "market": "caiso-reg"}
+        for k in range(15):
+            util.publish("event", {**event, "setpoint_w": 5000 if k % 2 == 0 else -5000})
+            util.wait_for("reply", lambda p, n=len(util.of("reply")): p.get("id") == "award-1", start=len(util.of("reply")) - 1)
+            time.sleep(max(0, (start + 4000 * (k + 1) - int(time.time() * 1000)) / 1000))
+        end = start + 60_000
+        # The market records are emitted right after the window; a retail record after it at the next minute.
+        util.wait_for("ledger", lambda p: p.get("market") == "caiso-reg" and parse_iso(p["to"]) >= end, timeout=20)
+        util.wait_for("ledger", lambda p: p.get("market") is None and parse_iso(p["from"]) >= end, timeout=75)
+        records = util.of("ledger")
+        market = [r for r in records if r.get("market") == "caiso-reg"]
+        retail = [r for r in records if r.get("market") is None]
+        # The window as the agent applied it: from the turn that saw the start to the one that saw the end.
+        w_from, w_to = parse_iso(market[0]["from"]), parse_iso(market[-1]["to"])
+        assert 0 <= w_from - start < 300 and 0 <= w_to - end < 300, (iso(start), market)
+        assert all(r["source"] == "dispatch:award-1" for r in market)
+        assert all(r["source"] == "default" for r in retail)
+        # The device's power from its own write log: WSet (int32, x10, + = discharge) as written.
+        steps = [(w["ts_ms"], -10 * int32(w["values"])) for w in sim.writes(40301)]
+        m_imp, m_exp = integrate(steps, w_from, w_to)
+        assert m_imp > 40 and m_exp > 30, (m_imp, m_exp)
+        assert abs(sum(r["import_wh"] for r in market) - m_imp) < 1, (market, m_imp)
+        assert abs(sum(r["export_wh"] for r in market) - m_exp) < 1, (market, m_exp)
+        for r in retail:
+            r_imp, r_exp = integrate(steps, parse_iso(r["from"]), parse_iso(r["to"]))
+            assert abs(r["import_wh"] - r_imp) < 1 and r["export_wh"] < 1, (r, r_imp, r_exp)
+        # gridlet ledger --by market prints the same split from state_dir/ledger.log.
+        out = subprocess.run([GRIDLET, "ledger", "--by", "market", "--json", "--config", agent.config],
+                             capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        rows = {r["market"]: r for r in json.loads(out.stdout)["rows"]}
+        assert abs(rows["caiso-reg"]["export_wh"] - sum(r["export_wh"] for r in market)) < 0.002
+        assert abs(rows["retail"]["import_wh"] - sum(r["import_wh"] for r in retail)) < 0.002
+        text = subprocess.run([GRIDLET, "ledger", "--config", agent.config], capture_output=True, text=True, timeout=10)
+        assert text.returncode == 0 and "caiso-reg" in text.stdout and "retail" in text.stdout, text
+        assert agent.stop() == 0
