@@ -162,3 +162,4 @@ extension BidirectionalControl {
         }
     }
 }
+

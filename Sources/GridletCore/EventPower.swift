@@ -63,6 +63,12 @@ struct EventPowerFields: Sendable, Equatable {
     }
 }
 
+extension DispatchEvent {
+    /// `setpoint_w`, `export_limit_w`, `market` as JSON fields, only those set (`control.json`,
+    /// `gridlet events`).
+    public var powerJSONFields: [(String, JSONValue)] { EventPowerFields.json(self) }
+}
+
 extension ControlEngine {
     /// Why an event cannot apply at this site although it is well-formed (response 252), or nil:
     /// a `setpoint_w` needs a device that follows signed power setpoints (a bidirectional device);
