@@ -20,6 +20,7 @@ enum AgentInput: Sendable {
     case polled(device: Int, result: Result<[String: Double?], ModbusError>)
     case wrote(device: Int, register: ChargerRegister, value: Double, result: Result<[UInt16], ModbusError>)
     case readBack(device: Int, register: ChargerRegister, result: Result<Double, ModbusError>)
+    case wrotePower(device: Int, register: PowerRegister, value: Double, result: Result<[UInt16], ModbusError>)
     case local(LocalRequest)
     case stored(StateWriteResult)
 }
@@ -53,6 +54,9 @@ public final class Agent {
     var engine: ControlEngine
     var readings: SiteReadings
     var drivers: [Int: ChargerDriver] = [:]
+    /// Bidirectional devices (AgentPower.swift) and the export side of the last decision.
+    var powerDrivers: [Int: BidirectionalDriver] = [:]
+    var exportDecision: ExportDecision?
     var pipeline: PublishPipeline
     var ledger: EnergyLedger
     var polls: PollScheduler
@@ -95,6 +99,8 @@ public final class Agent {
     let zone: TimeZoneRules
     let statePath: String
     var ledgerPath: String { config.site.stateDir + "/ledger.json" }
+    /// The local copy of the ledger records, for `gridlet ledger` (LedgerLog.swift).
+    lazy var ledgerLog = LedgerLog(stateDir: config.site.stateDir)
 
     /// The daemon on the real ports: libmodbus buses, libmosquitto, the disk queue, the system clocks.
     public convenience init(config: GridletConfig, profiles: [String: DeviceProfile], logger: Logger) throws(AgentError) {
@@ -138,7 +144,9 @@ public final class Agent {
         engine = ControlEngine(settings: ControlSettings(c, site: config.site, buildDateMs: gridletBuildDateMs),
                                nowMs: startedWallMs, seed: Agent.randomSeed() ^ UInt64(bitPattern: startedWallMs))
         zone = try Agent.loadZone(config.site.timezone)
-        engine.settings.hasControllableDevice = !drivers.isEmpty
+        powerDrivers = Agent.makePowerDrivers(devices: devices, chargers: readings.chargerIndices, failsafeTimeoutMs: c.deviceFailsafeTimeoutMs)
+        engine.settings.hasControllableDevice = !drivers.isEmpty || !powerDrivers.isEmpty
+        engine.settings.followsSetpoints = !powerDrivers.isEmpty
         engine.configureSchedules(config.schedules, holidays: config.holidays, zone: zone)
         restoreControlState()
         commSaveCadence = Cadence(intervalMs: min(30_000, max(1000, c.commLossTimeoutMs / 4)))
@@ -242,6 +250,8 @@ public final class Agent {
         if let w = watchdogCadence { wait = min(wait, w.waitMs(nowMs: now)) }
         wait = min(wait, max(0, metricsFile.nextMonoMs - now))
         for d in drivers.values { if let due = d.nextDueMs() { wait = min(wait, due - now) } }
+        for d in powerDrivers.values { if let due = d.nextDueMs() { wait = min(wait, due - now) } }
+        // Wake for an event's or schedule's start or end (wall clock), not after it.
         if let next = decision?.nextTransitionMs { wait = min(wait, max(0, next - time.wallMs())) }
         if decision?.restoring == true || !readings.settled { wait = min(wait, 200) }
         if let since = queue.unsyncedSinceMs { wait = min(wait, max(0, since + config.queue.syncIntervalMs - time.wallMs())) }
@@ -287,6 +297,8 @@ public final class Agent {
             case .verified?, nil:
                 break
             }
+        case let .wrotePower(i, register, value, result):
+            powerWritten(device: i, register: register, value: value, result: result)
         case let .mqtt(event):
             handleMQTT(event, nowWall: nowWall)
         case let .local(request):

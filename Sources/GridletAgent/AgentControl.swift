@@ -27,7 +27,7 @@ extension Agent {
         assessChargerFaults()
         let faulty = drivers.keys.sorted().first {
             readings.health[$0].fault != nil || drivers[$0]?.fault(deviceAnswering: readings.health[$0].ok) != nil
-        }
+        } ?? faultyPowerDevice
         if clockCheckCadence.due(nowMs: nowMono) { clockSynced = time.isSynchronised() }
         let previous = decision
         let d = engine.decide(nowMs: nowWall, inputs: ControlInputs(
@@ -68,16 +68,20 @@ extension Agent {
                 }
             }
         }
+        drivePower(d, importShareW: share, faulty: faulty.map { devices[$0].config.name }, nowWall: nowWall, nowMono: nowMono)
     }
 
     // MARK: energy ledger
 
     func feedLedger(nowWall: Int64, nowMono: Int64, source: String) {
         let sample = readings.takeLedgerSample()
-        let records = ledger.feed(nowMs: nowWall, sample: sample, source: source)
+        // A dispatch event's market tag goes with its energy (award hours apart from retail).
+        let market = source.hasPrefix("dispatch:") ? engine.events.first { "dispatch:" + $0.id == source }?.market : nil
+        let records = ledger.feed(nowMs: nowWall, sample: sample, source: source, market: market)
         for r in records {
             enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall)
         }
+        logLedger(records)
         // Saved whenever records were emitted (after the queue holds them durably, so a crash can
         // neither lose nor repeat energy), and every minute so the outage after a crash is short.
         let minute = sample != nil && ledgerSaveCadence.waitMs(nowMs: nowMono) == 0
@@ -97,6 +101,7 @@ extension Agent {
         }
         let nowWall = time.wallMs()
         for r in closed { enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall) }
+        logLedger(closed)
         if let t = state["t"]?.doubleValue {
             log.info("ledger resumed from the reading at \(Timestamp.format(ms: Int64(t)))")
         }
@@ -110,8 +115,17 @@ extension Agent {
                 log.error("queue sync before saving the ledger failed (ledger not saved): \(error)")
                 return
             }
+            ledgerLog.sync()
         }
         stateStore.submit(path: ledgerPath, bytes: Array(state.serialized.utf8), durable: true, token: nil)
+    }
+}
+
+extension Agent {
+    /// Appends to `state_dir/ledger.log`; a failure is logged once (the queue stays the record).
+    func logLedger(_ records: [LedgerRecord]) {
+        let hadError = ledgerLog.lastError != nil
+        if let e = ledgerLog.append(records), !hadError { log.warning("ledger log: \(e) (gridlet ledger will miss these records)") }
     }
 }
 

@@ -13,8 +13,8 @@ extension Agent {
         var readingsJSON: [(String, JSONValue)] = []
         for (i, d) in devices.enumerated() { readingsJSON.append((d.config.name, Records.reading(readings.health[i]))) }
         let body = JSONValue.object([("ts", .string(Timestamp.format(ms: nowWall))), ("devices", .object(readingsJSON)),
-                                     ("control", Reports.control(limitW: requestedW, appliedA: appliedA,
-                                                                 source: decision?.source ?? "default"))])
+                                     ("control", withPowerControl(Reports.control(limitW: requestedW, appliedA: appliedA,
+                                                                                  source: decision?.source ?? "default")))])
         enqueue(.telemetry, Array(body.serialized.utf8), wallMs: nowWall)
     }
 
@@ -50,6 +50,10 @@ extension Agent {
     }
 
     func stateJSON(nowWall: Int64) -> JSONValue {
+        withPowerState(stateJSONWithoutPower(nowWall: nowWall))
+    }
+
+    func stateJSONWithoutPower(nowWall: Int64) -> JSONValue {
         Reports.state(decision: decision, limitW: requestedW, appliedA: appliedA, paused: paused,
                       startedWallMs: startedWallMs, clockSynced: clockSynced, schedules: activeScheduleIDs,
                       devices: devices.indices.map { (devices[$0].config.name, readings.health[$0]) })
@@ -58,9 +62,13 @@ extension Agent {
     /// What the state gate compares (StatePublishGate: source, events, comm, paused, applied
     /// current, device health at once; the limit beyond a deadband; else a periodic refresh).
     var stateDigest: StateDigest {
-        StateDigest(source: decision?.source ?? "default", events: decision?.activeEvents ?? [], schedules: activeScheduleIDs,
+        var d = StateDigest(source: decision?.source ?? "default", events: decision?.activeEvents ?? [], schedules: activeScheduleIDs,
                     commOK: decision?.commOK ?? false, paused: paused, appliedA: appliedA, limitW: requestedW,
                     clockSynced: clockSynced, nextTransitionMs: decision?.nextTransitionMs, devicesOK: readings.health.map(\.ok))
+        // Faults always; the bidirectional part only where there is one (it costs a state JSON).
+        d.details = readings.health.map { $0.fault ?? "" }.joined(separator: "|")
+        if !powerDrivers.isEmpty { d.details += "|" + (powerKeyed(stateJSON(nowWall: 0))["power"]?.serialized ?? "") }
+        return d
     }
 
     /// Publishes the retained state when the gate says so (asked every loop turn).

@@ -40,9 +40,15 @@ public enum ConfigLoading {
                 throw YAMLError(path: "devices[\(i)].profile", line: line(root, device: i, key: "profile"),
                                 message: "\(error)", file: file)
             }
-            if d.role == .charger, profiles[d.profile]?.control == nil {
+            if d.role == .charger, profiles[d.profile]?.control == nil, profiles[d.profile]?.power == nil {
                 throw YAMLError(path: "devices[\(i)].role", line: line(root, device: i, key: "role"),
                                 message: "profile \(d.profile) has no charger control registers; use role: meter or a charger profile",
+                                file: file)
+            }
+            for (key, set) in [("max_discharge_w", d.maxDischargeW != nil), ("min_soc_pct", d.minSocPct != nil)]
+            where set && profiles[d.profile]?.power == nil {
+                throw YAMLError(path: "devices[\(i)].\(key)", line: line(root, device: i, key: key),
+                                message: "applies to bidirectional devices only (a profile with a power: section, e.g. sunspec-der or wallbox-quasar); profile \(d.profile) cannot discharge",
                                 file: file)
             }
         }

@@ -35,7 +35,8 @@ public final class DeviceSimulation {
     public init(profile: DeviceProfile, place: Place, frozen: Bool = false, voltage: Double? = nil, voltageWobblePercent: Double = 0,
                 writeLog: String? = nil,
                 sunspecModel: Int = 203, sunspecBase: Int = 40000, unimplemented: Set<String> = [],
-                fault: Fault, faultUnit: Int? = nil, faultFile: String? = nil) throws(DiagnosticsError) {
+                fault: Fault, faultUnit: Int? = nil, faultFile: String? = nil,
+                capacityWh: Double = 60_000, socPct: Double = 50, maxPowerW: Double = 7400) throws(DiagnosticsError) {
         let transport: SimulatorTransport
         switch place {
         case let .tcp(host, port):
@@ -56,7 +57,8 @@ public final class DeviceSimulation {
         simulator = ModbusSimulator(profile: profile, transport: transport, frozen: frozen, voltage: voltage,
                                     voltageWobblePercent: voltageWobblePercent, writeLog: writeLog,
                                     sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: unimplemented,
-                                    fault: fault.value, faultUnit: faultUnit, faultFile: faultFile)
+                                    fault: fault.value, faultUnit: faultUnit, faultFile: faultFile,
+                                    battery: SimulatedBattery(capacityWh: capacityWh, socPct: socPct, maxPowerW: maxPowerW))
     }
 
     /// Serves on the calling thread until `shouldStop` returns true (checked between requests).

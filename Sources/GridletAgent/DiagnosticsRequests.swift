@@ -109,14 +109,15 @@ extension DrivenRegisters {
     init(links: [DeviceLink]) {
         var registers: [DrivenRegister] = []
         for link in links where link.config.role == .charger {
-            guard let control = link.profile.control else { continue }
+            guard link.profile.control != nil || link.profile.power != nil else { continue }
             let aloneOnTCP: Bool
             if case .tcp = link.bus.transport {
                 aloneOnTCP = links.filter { $0.bus === link.bus }.count == 1
             } else {
                 aloneOnTCP = false
             }
-            registers += DrivenRegister.of(link.config, control: control, anyUnit: aloneOnTCP)
+            if let control = link.profile.control { registers += DrivenRegister.of(link.config, control: control, anyUnit: aloneOnTCP) }
+            if let power = link.profile.power { registers += DrivenRegister.of(link.config, power: power, anyUnit: aloneOnTCP) }
         }
         self.init(registers)
     }

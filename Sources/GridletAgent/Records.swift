@@ -19,6 +19,7 @@ enum Records {
         if h.values.keys.contains("current_l1_a") { o.append(("current_a", .array(a.map(num)))) }
         if h.values.keys.contains("frequency_hz") { o.append(("frequency_hz", num(h.value("frequency_hz")))) }
         if h.values.keys.contains("charging") { o.append(("charging", .bool((h.value("charging") ?? 0) != 0))) }
+        if h.values.keys.contains("soc_pct") { o.append(("soc_pct", num(h.value("soc_pct")))) }
         o.append(("ok", .bool(true)))
         return .object(o)
     }

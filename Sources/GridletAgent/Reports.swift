@@ -26,6 +26,7 @@ enum Reports {
                 ("active", .bool(active.contains(e.id))),
             ]
             if let c = e.cancelAtMs { o.append(("cancel_at", .string(Timestamp.format(ms: c)))) }
+            o += e.powerJSONFields
             return .object(o)
         }
         return JSONValue.object([("ok", .bool(true)), ("events", .array(list)), ("source", .string(source))]).serialized

@@ -151,11 +151,14 @@ public enum CommandParser {
         let randomize = try f.int("randomize_start_s", 0...86_400) ?? 0
         let optOut = try f.bool("opt_out") ?? false
         let maxOffline = try f.int("max_offline_s", 1...(366 * 86_400))
+        let power = try EventPowerFields.parse(&f)
         try f.finish()
-        return DispatchEvent(id: id, createdMs: created, startMs: start, durationMs: Int64((durationS * 1000).rounded()),
-                             limitW: limit, primacy: primacy, randomizeStartS: randomize, optOutAllowed: optOut,
-                             maxOfflineS: maxOffline,
-                             createdAtReceipt: givenCreated == nil, startAtReceipt: givenStart == nil)
+        var e = DispatchEvent(id: id, createdMs: created, startMs: start, durationMs: Int64((durationS * 1000).rounded()),
+                              limitW: limit, primacy: primacy, randomizeStartS: randomize, optOutAllowed: optOut,
+                              maxOfflineS: maxOffline,
+                              createdAtReceipt: givenCreated == nil, startAtReceipt: givenStart == nil)
+        power.apply(to: &e)
+        return e
     }
 
     /// Event and schedule ids: 1 to 64 characters from [A-Za-z0-9_.:-].

@@ -37,6 +37,7 @@ public struct SiteConfig: Sendable, Equatable {
     public var socket: String?             // nil = $RUNTIME_DIRECTORY/gridlet.sock or /run/gridlet/gridlet.sock
     public var nominalVoltage: Double      // default 230, range 50...480
     public var maxImportW: Double?         // optional, > 0
+    public var maxExportW: Double?         // optional, >= 0: the most the site may export (bidirectional devices)
     public init(id: String, timezone: String = "UTC", stateDir: String = "/var/lib/gridlet", socket: String? = nil,
                 nominalVoltage: Double = 230, maxImportW: Double? = nil) {
         self.id = id; self.timezone = timezone; self.stateDir = stateDir; self.socket = socket
@@ -93,6 +94,11 @@ public struct DeviceConfig: Sendable, Equatable {
     public var phases: Int         // charger: 1 or 3, default 3
     public var maxCurrent: Double  // charger: required, 1...80 A
     public var minCurrent: Double  // charger: default 6, 0 < min <= max
+    /// Bidirectional devices (profiles with `power:`): the most they discharge (W); nil = the
+    /// charge maximum (max_current x phases x V).
+    public var maxDischargeW: Double?
+    /// Bidirectional devices: the state of charge (%) never discharged through; nil = none.
+    public var minSocPct: Double?
     public init(name: String, bus: String, unit: Int = 1, profile: String, role: DeviceRole = .meter, pollMs: Int64 = 1000,
                 phases: Int = 3, maxCurrent: Double = 0, minCurrent: Double = 6) {
         self.name = name; self.bus = bus; self.unit = unit; self.profile = profile; self.role = role
@@ -164,6 +170,8 @@ public struct ControlConfig: Sendable, Equatable {
     /// Extra amps above min_current a paused charger needs to resume (default 0: it resumes at
     /// exactly min_current; min_dwell already keeps it from flapping).
     public var resumeHysteresisA: Double = 0
+    /// Export allowed while comm is lost (W, default 0: bidirectional devices stop discharging).
+    public var fallbackExportW: Double = 0
     public init(defaultLimitW: Double? = nil, commLossTimeoutMs: Int64 = 120_000, heartbeatRequired: Bool = false,
                 fallbackLimitW: Double = 1400, deviceFailsafeTimeoutMs: Int64 = 60_000, restoreDelayMs: Int64 = 30_000,
                 restoreRandomMs: Int64 = 120_000, rampWPerS: Double = 500, minDwellMs: Int64 = 60_000,

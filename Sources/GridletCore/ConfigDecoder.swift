@@ -25,11 +25,12 @@ struct ConfigDecoder {
 
     static let topKeys = ["site", "buses", "devices", "mqtt", "telemetry", "queue", "control", "schedules", "holidays", "log", "board",
                           "homeassistant"]
-    static let siteKeys = ["id", "timezone", "state_dir", "socket", "nominal_voltage", "max_import_w"]
+    static let siteKeys = ["id", "timezone", "state_dir", "socket", "nominal_voltage", "max_import_w", "max_export_w"]
     static let rtuOnlyKeys = ["device", "baud", "parity", "data_bits", "stop_bits", "rs485", "rs485_mode", "rts_delay_us"]
     static let tcpOnlyKeys = ["host", "port"]
     static let busKeys = ["name", "kind", "timeout", "retries", "gap"] + rtuOnlyKeys + tcpOnlyKeys
-    static let deviceKeys = ["name", "bus", "unit", "profile", "role", "poll", "phases", "max_current", "min_current"]
+    static let deviceKeys = ["name", "bus", "unit", "profile", "role", "poll", "phases", "max_current", "min_current",
+                             "max_discharge_w", "min_soc_pct"]
     static let mqttKeys = ["host", "port", "client_id", "username", "password_file", "tls", "topic_prefix", "keepalive",
                            "message_expiry"]
     static let tlsKeys = ["ca_file", "cert_file", "key_file", "insecure"]
@@ -37,7 +38,7 @@ struct ConfigDecoder {
     static let queueKeys = ["max_bytes", "sync", "sync_interval", "replay_rate"]
     static let controlKeys = ["default_limit_w", "comm_loss_timeout", "heartbeat_required", "fallback_limit_w",
                               "device_failsafe_timeout", "restore_delay", "restore_random", "ramp_w_per_s",
-                              "min_dwell", "meter_stale_after", "resume_hysteresis_a"]
+                              "min_dwell", "meter_stale_after", "resume_hysteresis_a", "fallback_export_w"]
     static let scheduleKeys = ["id", "limit_w", "days", "from", "to", "season", "except", "opt_out", "primacy"]
     static let seasonKeys = ["from", "to"]
 
@@ -154,6 +155,7 @@ struct ConfigDecoder {
         site.socket = try absolutePath(&m, "socket")
         if let v = try m.double("nominal_voltage", in: 50...480) { site.nominalVoltage = v }
         site.maxImportW = try positive(&m, "max_import_w")
+        site.maxExportW = try nonNegative(&m, "max_export_w")
         try m.finish()
         return site
     }
@@ -279,8 +281,10 @@ struct ConfigDecoder {
             } else {
                 dev.minCurrent = Swift.min(6, maxA)
             }
+            dev.maxDischargeW = try nonNegative(&m, "max_discharge_w")
+            dev.minSocPct = try m.double("min_soc_pct", in: 0...100)
         } else {
-            for k in ["phases", "max_current", "min_current"] where m.has(k) {
+            for k in ["phases", "max_current", "min_current", "max_discharge_w", "min_soc_pct"] where m.has(k) {
                 throw m.error(k, "applies to chargers only (this device has role: \(role.rawValue))")
             }
         }
@@ -387,6 +391,7 @@ struct ConfigDecoder {
         if let v = try m.durationMs("min_dwell", min: 0, max: 3_600_000) { c.minDwellMs = v }
         if let v = try m.durationMs("meter_stale_after", min: 1000, max: 3_600_000) { c.meterStaleAfterMs = v }
         if let v = try m.double("resume_hysteresis_a", in: 0...10) { c.resumeHysteresisA = v }
+        if let v = try nonNegative(&m, "fallback_export_w") { c.fallbackExportW = v }
         try m.finish()
         return c
     }

@@ -264,6 +264,11 @@ public struct ControlEngine: Sendable {
             return Outcome(error: nil, responses: [EventResponse(event: e.id, status: .rejectedNotApplicable, atMs: nowMs)],
                            changed: false)
         }
+        if let reason = notApplicableReason(e) {
+            // Understood, but nothing here can follow it (docs/control.md "Export and setpoints").
+            return Outcome(error: nil, responses: [EventResponse(event: e.id, status: .rejectedNotApplicable, atMs: nowMs,
+                                                                 reason: reason)], changed: false)
+        }
         if let i = events.firstIndex(where: { $0.id == e.id }) {
             let old = events[i]
             // Without `start`/`created` an event is anchored at its first receipt: a redelivery

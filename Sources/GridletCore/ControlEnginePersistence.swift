@@ -30,6 +30,7 @@ extension ControlEngine {
                 if let c = e.cancelAtMs { o.append(("cancel_at_ms", .number(Double(c)))) }
                 if e.optedOut { o.append(("opted_out", .bool(true))) }
                 if e.superseded { o.append(("superseded", .bool(true))) }
+                o += EventPowerFields.json(e)
                 return .object(o)
             })),
             ("schedules_version", .number(Double(schedulesVersion))),
@@ -81,6 +82,11 @@ extension ControlEngine {
                     cancelAtMs: whole(item["cancel_at_ms"]))
                 e.optedOut = item["opted_out"]?.boolValue ?? false
                 e.superseded = item["superseded"]?.boolValue ?? false
+                guard let power = EventPowerFields.restore(item) else {
+                    problems.append("event '\(id)' out of range")
+                    continue
+                }
+                power.apply(to: &e)
                 guard CommandParser.validID(id), e.durationMs > 0, e.durationMs <= 366 * 86_400_000,
                       limit >= 0, limit <= 10_000_000, (0...64).contains(e.primacy), (0...86_400).contains(e.randomizeStartS),
                       e.randomDelayMs >= 0, e.randomDelayMs <= Int64(e.randomizeStartS) * 1000 else {

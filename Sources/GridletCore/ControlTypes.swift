@@ -13,6 +13,13 @@ public struct ControlSettings: Sendable, Equatable {
     public var buildDateMs: Int64
     /// False at a site with nothing to control (meters only): events are answered 252.
     public var hasControllableDevice = true
+    /// True when a device at the site follows signed power setpoints (a bidirectional device): an
+    /// event with `setpoint_w` is refused with 252 otherwise.
+    public var followsSetpoints = false
+    /// `site.max_export_w`: the most the site may export at its grid connection (nil: no limit).
+    public var maxExportW: Double?
+    /// `control.fallback_export_w`: the export allowed while comm is lost (default 0: discharging stops).
+    public var fallbackExportW: Double = 0
 
     public init(defaultLimitW: Double? = nil, fallbackLimitW: Double = 1400, commLossTimeoutMs: Int64 = 120_000,
                 heartbeatRequired: Bool = false, restoreDelayMs: Int64 = 30_000, restoreRandomMs: Int64 = 120_000,
@@ -26,6 +33,8 @@ public struct ControlSettings: Sendable, Equatable {
         self.init(defaultLimitW: c.defaultLimitW, fallbackLimitW: c.fallbackLimitW, commLossTimeoutMs: c.commLossTimeoutMs,
                   heartbeatRequired: c.heartbeatRequired, restoreDelayMs: c.restoreDelayMs, restoreRandomMs: c.restoreRandomMs,
                   rampWPerS: c.rampWPerS, maxImportW: site.maxImportW, buildDateMs: buildDateMs)
+        maxExportW = site.maxExportW
+        fallbackExportW = c.fallbackExportW
     }
 }
 

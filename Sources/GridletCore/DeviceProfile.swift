@@ -1,11 +1,13 @@
 /// How a value is laid out in Modbus registers.
 public enum RegisterType: String, Sendable, Equatable, CaseIterable {
     case uint16, int16, uint32, int32, float32, float64
+    /// Unsigned 64-bit (SunSpec DER acc64 energies); exact up to 2^53.
+    case uint64
     public var registerCount: Int {
         switch self {
         case .uint16, .int16: return 1
         case .uint32, .int32, .float32: return 2
-        case .float64: return 4
+        case .float64, .uint64: return 4
         }
     }
 }
@@ -58,8 +60,11 @@ public struct ProfileRegister: Sendable, Equatable {
     public var address: Int
     public var type: RegisterType
     public var scale: Double      // register value = physical value / scale
-    public init(address: Int, type: RegisterType = .uint16, scale: Double = 1) {
-        self.address = address; self.type = type; self.scale = scale
+    /// A SunSpec scale factor register (sunssf, int16) that also applies: register value =
+    /// physical value / scale / 10^sf. The writer reads it before the first write.
+    public var scaleFactorAddress: Int?
+    public init(address: Int, type: RegisterType = .uint16, scale: Double = 1, scaleFactorAddress: Int? = nil) {
+        self.address = address; self.type = type; self.scale = scale; self.scaleFactorAddress = scaleFactorAddress
     }
 }
 
@@ -164,6 +169,12 @@ public struct DeviceProfile: Sendable, Equatable {
     public var control: ChargerControl?
     /// Set for SunSpec devices: the point addresses are found by discovery (see `SunSpec`).
     public var sunspec: SunSpecSettings?
+    /// Set for bidirectional devices (V2G chargers, battery inverters): how to drive a signed
+    /// power setpoint (`power:` section).
+    public var power: BidirectionalControl?
+    /// Registers the device serves with fixed values (`layout:`): SunSpec markers, model ids and
+    /// lengths, scale factors. The simulator serves them.
+    public var layout: [Int: UInt16] = [:]
     public init(name: String, kind: DeviceKind, vendor: String, model: String, defaultUnit: Int = 1, transport: String = "rtu",
                 notes: String = "", sources: [String] = [], points: [ProfilePoint], control: ChargerControl? = nil,
                 sunspec: SunSpecSettings? = nil) {

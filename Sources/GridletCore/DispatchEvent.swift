@@ -46,6 +46,15 @@ public struct DispatchEvent: Sendable, Equatable {
     /// Not part of `==`: it says how the event arrived, not what it is.
     public var createdAtReceipt = false
     public var startAtReceipt = false
+    /// Signed power setpoint in W while the event wins: + import/charge, − export/discharge
+    /// (docs/control.md "Export and setpoints"); nil: the event only limits import.
+    public var setpointW: Double? = nil
+    /// The most the site's bidirectional devices may export while the event wins (W, ≥ 0); nil:
+    /// the event does not restrict export (a negative `setpointW` then allows its own export).
+    public var exportLimitW: Double? = nil
+    /// The market or programme the event belongs to (e.g. `caiso-reg`): carried into the energy
+    /// ledger, so award-hour energy is summed apart from retail energy.
+    public var market: String? = nil
 
     public init(id: String, createdMs: Int64, startMs: Int64, durationMs: Int64, limitW: Double, primacy: Int = 1,
                 randomizeStartS: Int = 0, randomDelayMs: Int64 = 0, optOutAllowed: Bool = false, maxOfflineS: Int? = nil,
@@ -83,6 +92,7 @@ public struct DispatchEvent: Sendable, Equatable {
         id == other.id && createdMs == other.createdMs && startMs == other.startMs && durationMs == other.durationMs
             && limitW == other.limitW && primacy == other.primacy && randomizeStartS == other.randomizeStartS
             && optOutAllowed == other.optOutAllowed && maxOfflineS == other.maxOfflineS
+            && setpointW == other.setpointW && exportLimitW == other.exportLimitW && market == other.market
     }
 }
 
@@ -92,8 +102,11 @@ public struct EventResponse: Sendable, Equatable {
     public var status: ResponseStatus
     public var atMs: Int64
     public var effectiveStartMs: Int64?
-    public init(event: String, status: ResponseStatus, atMs: Int64, effectiveStartMs: Int64? = nil) {
+    /// Why the event was refused (252 rejected not applicable), for the sender.
+    public var reason: String?
+    public init(event: String, status: ResponseStatus, atMs: Int64, effectiveStartMs: Int64? = nil, reason: String? = nil) {
         self.event = event; self.status = status; self.atMs = atMs; self.effectiveStartMs = effectiveStartMs
+        self.reason = reason
     }
 
     /// The record body without `seq` (the queue adds it).
@@ -103,6 +116,7 @@ public struct EventResponse: Sendable, Equatable {
             ("status_name", .string(status.name)), ("at", .string(Timestamp.format(ms: atMs))),
         ]
         if let e = effectiveStartMs { f.append(("effective_start", .string(Timestamp.format(ms: e)))) }
+        if let r = reason { f.append(("reason", .string(r))) }
         return f
     }
 }

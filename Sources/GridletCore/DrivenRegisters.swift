@@ -13,6 +13,10 @@ public struct DrivenRegister: Sendable, Equatable {
         case failsafeCurrent = "failsafe_current"
         case failsafeTimeout = "failsafe_timeout"
         case alive
+        /// A bidirectional device's `power:` registers.
+        case powerSetpoint = "power.setpoint"
+        case reversion = "power.reversion"
+        case setup = "power.setup"
     }
 
     public var device: String
@@ -45,6 +49,19 @@ public struct DrivenRegister: Sendable, Equatable {
         }
     }
 
+    /// The registers the daemon drives on one bidirectional device (`power:`).
+    public static func of(_ device: DeviceConfig, power: BidirectionalControl, anyUnit: Bool = false) -> [DrivenRegister] {
+        let registers: [(Purpose, ProfileRegister?)] = [(.powerSetpoint, power.setpoint), (.reversion, power.reversionTimeout),
+                                                        (.reversion, power.reversionSetpoint)]
+            + power.setup.map { (Purpose.setup, Optional($0.register)) }
+        return registers.compactMap { purpose, register in
+            register.map {
+                DrivenRegister(device: device.name, bus: device.bus, unit: device.unit, anyUnit: anyUnit, purpose: purpose,
+                               addresses: $0.address..<($0.address + $0.type.registerCount))
+            }
+        }
+    }
+
     /// Why the daemon keeps this register to itself, and what to do instead.
     var why: String {
         switch purpose {
@@ -61,6 +78,14 @@ public struct DrivenRegister: Sendable, Equatable {
         case .alive:
             return "the daemon writes it at least every quarter of control.device_failsafe_timeout (15 s by default) so "
                 + "the charger's failsafe timer sees the daemon alive; writes from here would interleave with it"
+        case .powerSetpoint:
+            return "the daemon writes the signed power setpoint whenever the limits or the dispatch change and rewrites it "
+                + "at least every quarter of control.device_failsafe_timeout: your value would be overwritten, and until "
+                + "then the device could import or export more than allowed. To change it, send a dispatch with setpoint_w"
+        case .reversion, .setup:
+            return "the daemon programs the device's own reversion (control.device_failsafe_timeout, the fallback) and "
+                + "its remote-control setup at start and after failures: a value written here would change what the "
+                + "device does when the daemon goes silent. Change the configuration and restart the daemon"
         }
     }
 }

@@ -7,6 +7,9 @@ public struct LedgerRecord: Sendable, Equatable {
     public var exportMWh: Int64
     public var source: String
     public var estimated: Bool
+    /// The market or programme of the event the energy is attributed to (`market` of a dispatch
+    /// event, e.g. `caiso-reg`); nil: retail energy.
+    public var market: String? = nil
 
     public var importWh: Double { Double(importMWh) / 1000 }
     public var exportWh: Double { Double(exportMWh) / 1000 }
@@ -14,7 +17,7 @@ public struct LedgerRecord: Sendable, Equatable {
     public var jsonFields: [(String, JSONValue)] {
         [("from", .string(Timestamp.format(ms: fromMs))), ("to", .string(Timestamp.format(ms: toMs))),
          ("import_wh", .number(importWh)), ("export_wh", .number(exportWh)), ("source", .string(source)),
-         ("estimated", .bool(estimated))]
+         ("estimated", .bool(estimated))] + (market.map { [("market", JSONValue.string($0))] } ?? [])
     }
 }
 
@@ -62,9 +65,11 @@ public struct EnergyLedger: Sendable {
     private var segImp: Int64 = 0
     private var segExp: Int64 = 0
     private var segSource: String?
-    /// Source changes since the last reading, with their instants.
-    private var pendingCuts: [(Int64, String)] = []
+    private var segMarket: String?
+    /// Source (and market) changes since the last reading, with their instants.
+    private var pendingCuts: [(Int64, String, String?)] = []
     private var currentSource: String?
+    private var currentMarket: String?
 
     /// The source of energy used while gridlet was not running (between the last saved reading and
     /// the restart). Follows the `derate:<reason>` form: the chargers ran on their own failsafe.
@@ -77,18 +82,21 @@ public struct EnergyLedger: Sendable {
         self.intervalMs = intervalMs
     }
 
-    /// One control turn at `nowMs`: `source` is in effect from `nowMs` on; `sample` is a reading taken at `nowMs`.
-    public mutating func feed(nowMs: Int64, sample: LedgerSample?, source: String) -> [LedgerRecord] {
-        if currentSource != source {
+    /// One control turn at `nowMs`: `source` (with its `market`, if any) is in effect from `nowMs`
+    /// on; `sample` is a reading taken at `nowMs`. A change of market alone splits too.
+    public mutating func feed(nowMs: Int64, sample: LedgerSample?, source: String, market: String? = nil) -> [LedgerRecord] {
+        if currentSource != source || currentMarket != market {
             currentSource = source
+            currentMarket = market
             if let l = last, nowMs <= l.t {
                 // The change is no later than the newest reading: the energy there is that reading, split now.
                 var out = close(at: l)
                 segSource = source
+                segMarket = market
                 if let sample { out += reading(nowMs: nowMs, sample) }
                 return out
             }
-            pendingCuts.append((nowMs, source))
+            pendingCuts.append((nowMs, source, market))
         }
         guard let sample else { return [] }
         return reading(nowMs: nowMs, sample)
@@ -101,7 +109,8 @@ public struct EnergyLedger: Sendable {
         return .object([("v", .number(1)), ("t", .number(Double(l.t))), ("import_wh", .number(l.imp)),
                         ("export_wh", .number(l.exp)), ("estimated", .bool(l.estimated)),
                         ("seg_start", .number(Double(start))), ("seg_import_mwh", .number(Double(segImp))),
-                        ("seg_export_mwh", .number(Double(segExp))), ("seg_source", .string(src))])
+                        ("seg_export_mwh", .number(Double(segExp))), ("seg_source", .string(src)),
+                        ("seg_market", segMarket.map { .string($0) } ?? .null)])
     }
 
     /// Restores a fresh ledger from `persistentState` at start. Returns the record that closes the
@@ -116,6 +125,7 @@ public struct EnergyLedger: Sendable {
               imp.isFinite, exp.isFinite, start <= t else { return nil }
         let l = Point(t: Int64(t), imp: imp, exp: exp, estimated: est)
         segStart = Int64(start); segImp = Int64(si); segExp = Int64(se); segSource = src
+        segMarket = state["seg_market"]?.stringValue
         let out = close(at: l)
         if est {
             // Power-integrated: nothing to bridge from. Start afresh at the next reading.
@@ -124,7 +134,9 @@ public struct EnergyLedger: Sendable {
         }
         last = l
         segSource = Self.offlineSource
+        segMarket = nil
         currentSource = Self.offlineSource
+        currentMarket = nil
         bridging = true
         return out
     }
@@ -138,7 +150,7 @@ public struct EnergyLedger: Sendable {
         guard let start = segStart, let src = segSource, l.t > start else { return [] }
         defer { segStart = l.t; segImp = imp; segExp = exp }
         return [LedgerRecord(fromMs: start, toMs: l.t, importMWh: imp - segImp, exportMWh: exp - segExp, source: src,
-                             estimated: l.estimated)]
+                             estimated: l.estimated, market: segMarket)]
     }
 
     private mutating func reading(nowMs t: Int64, _ s: LedgerSample) -> [LedgerRecord] {
@@ -188,7 +200,7 @@ public struct EnergyLedger: Sendable {
             return []
         }
         // Split points in (l.t, p.t]: interval boundaries and source changes.
-        var cuts: [(Int64, String?)] = pendingCuts.filter { $0.0 > l.t && $0.0 <= p.t }.map { ($0.0, Optional($0.1)) }
+        var cuts: [(Int64, (String, String?)?)] = pendingCuts.filter { $0.0 > l.t && $0.0 <= p.t }.map { ($0.0, ($0.1, $0.2)) }
         var b = (Timestamp.floorDiv(l.t, intervalMs) + 1) * intervalMs
         while b <= p.t { cuts.append((b, nil)); b += intervalMs }
         cuts.sort { $0.0 < $1.0 }
@@ -198,10 +210,11 @@ public struct EnergyLedger: Sendable {
             let imp = Self.mWh(l.imp + (p.imp - l.imp) * f), exp = Self.mWh(l.exp + (p.exp - l.exp) * f)
             if let start = segStart, let src = segSource, c > start {
                 out.append(LedgerRecord(fromMs: start, toMs: c, importMWh: imp - segImp, exportMWh: exp - segExp, source: src,
-                                        estimated: p.estimated || l.estimated || (bridged && src == Self.offlineSource)))
+                                        estimated: p.estimated || l.estimated || (bridged && src == Self.offlineSource),
+                                        market: segMarket))
             }
             segStart = c; segImp = imp; segExp = exp
-            if let n = newSource { segSource = n }
+            if let n = newSource { segSource = n.0; segMarket = n.1 }
         }
         pendingCuts.removeAll()
         last = p
@@ -212,6 +225,7 @@ public struct EnergyLedger: Sendable {
         segStart = t
         segImp = Self.mWh(p.imp); segExp = Self.mWh(p.exp)
         segSource = currentSource
+        segMarket = currentMarket
         last = p
     }
 

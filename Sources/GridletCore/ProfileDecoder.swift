@@ -37,10 +37,15 @@ extension DeviceProfile {
         let defaults = try decodePointDefaults(&m)
         let points = try decodePoints(&m, defaults: defaults, sunspec: sunspec != nil)
         let control = try decodeControl(&m, kind: identity.kind, points: points)
+        let power = try decodePower(&m, kind: identity.kind)
+        let layout = try decodeLayout(&m)
         try m.finish()
-        return DeviceProfile(name: identity.name, kind: identity.kind, vendor: identity.vendor, model: identity.model,
-                             defaultUnit: identity.unit, transport: identity.transport, notes: identity.notes,
-                             sources: identity.sources, points: points, control: control, sunspec: sunspec)
+        var profile = DeviceProfile(name: identity.name, kind: identity.kind, vendor: identity.vendor, model: identity.model,
+                                    defaultUnit: identity.unit, transport: identity.transport, notes: identity.notes,
+                                    sources: identity.sources, points: points, control: control, sunspec: sunspec)
+        profile.power = power
+        profile.layout = layout
+        return profile
     }
 
     /// name, kind, vendor, model, unit, transport, sources, notes.
@@ -143,9 +148,12 @@ extension DeviceProfile {
             if scale == 0 { throw p.error("scale", "must not be 0") }
             let unitName = try p.string("unit") ?? ""
             let verified = try p.bool("verified") ?? defaults.verified
+            // A SunSpec scale factor register at a fixed address (profiles with `layout:`).
+            let sf = try p.int("scale_factor", in: 0...65535)
             try p.finish()
             points.append(ProfilePoint(name: key, address: address, table: table, type: type, wordOrder: order,
-                                       scale: scale, unit: unitName, verified: verified))
+                                       scale: scale, unit: unitName, verified: verified, scaleFactorAddress: sf,
+                                       notImplementedSentinels: sf != nil))
         }
         try pm.finish()
         if points.isEmpty { throw m.error("points", "a profile needs at least one point") }
@@ -155,7 +163,8 @@ extension DeviceProfile {
     /// `control:`, required for chargers and refused for meters.
     private static func decodeControl(_ m: inout YAMLMap, kind: DeviceKind, points: [ProfilePoint]) throws(YAMLError) -> ChargerControl? {
         guard var c = try m.map("control") else {
-            if kind == .charger { throw m.missing("control") }
+            // A bidirectional device is driven through its `power:` section alone.
+            if kind == .charger, !m.has("power") { throw m.missing("control") }
             return nil
         }
         if kind != .charger { throw m.error("control", "only charger profiles have a control section") }
@@ -247,7 +256,7 @@ extension YAMLMap {
     }
 
     /// A holding register description `{ address, type, scale }`.
-    fileprivate mutating func register(_ key: String) throws(YAMLError) -> ProfileRegister? {
+    mutating func register(_ key: String) throws(YAMLError) -> ProfileRegister? {
         guard var r = try map(key) else { return nil }
         let reg = try r.registerBody()
         try r.finish()
@@ -289,12 +298,13 @@ extension YAMLMap {
         return result
     }
 
-    fileprivate mutating func registerBody() throws(YAMLError) -> ProfileRegister {
+    mutating func registerBody() throws(YAMLError) -> ProfileRegister {
         let type = try registerType("type") ?? .uint16
         guard let address = try int("address", in: 0...(65536 - type.registerCount)) else { throw missing("address") }
         let scale = try double("scale") ?? 1
         if scale == 0 { throw error("scale", "must not be 0") }
-        return ProfileRegister(address: address, type: type, scale: scale)
+        let sf = try int("scale_factor", in: 0...65535)
+        return ProfileRegister(address: address, type: type, scale: scale, scaleFactorAddress: sf)
     }
 }
 

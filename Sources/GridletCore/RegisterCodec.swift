@@ -31,6 +31,7 @@ public enum RegisterCodec {
             let d = Double(bitPattern: bits)
             guard d.isFinite else { return nil }
             raw = d
+        case .uint64: raw = Double(bits)
         }
         let v = raw * scale
         return v.isFinite ? v : nil
@@ -52,6 +53,7 @@ public enum RegisterCodec {
         case .int32: bits = UInt64(UInt32(bitPattern: Int32(clampedInteger(raw, min: Double(Int32.min), max: Double(Int32.max)))))
         case .float32: bits = UInt64(Float(raw).bitPattern)
         case .float64: bits = raw.bitPattern
+        case .uint64: bits = UInt64(clampedInteger(raw, min: 0, max: 9_007_199_254_740_992))
         }
         let n = type.registerCount
         var words = [UInt16](repeating: 0, count: n)

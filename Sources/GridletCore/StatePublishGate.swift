@@ -12,6 +12,9 @@ public struct StateDigest: Sendable, Equatable {
     public var nextTransitionMs: Int64?
     /// Per configured device, in configuration order: did it answer its last poll.
     public var devicesOK: [Bool]
+    /// Everything else whose change is news, already reduced by the caller (device faults, the
+    /// bidirectional devices' direction, setpoint and reason, the export limit to 100 W).
+    public var details: String = ""
 
     public init(source: String, events: [String], schedules: [String], commOK: Bool, paused: Bool, appliedA: Double,
                 limitW: Double, clockSynced: Bool, nextTransitionMs: Int64?, devicesOK: [Bool]) {
@@ -37,6 +40,7 @@ public struct StatePublishGate: Sendable {
         case first, source, events, schedules, comm, paused, clock, devices
         case appliedCurrent = "applied_current"
         case nextTransition = "next_transition"
+        case details
         case limit, refresh
     }
 
@@ -70,6 +74,7 @@ public struct StatePublishGate: Sendable {
         if state.clockSynced != last.clockSynced { return .clock }
         if state.nextTransitionMs != last.nextTransitionMs { return .nextTransition }
         if state.devicesOK != last.devicesOK { return .devices }
+        if state.details != last.details { return .details }
         let elapsed = nowMs - lastPublishMs
         if abs(state.limitW - last.limitW) > Self.deadbandW(around: last.limitW), elapsed >= Self.limitSpacingMs {
             return .limit

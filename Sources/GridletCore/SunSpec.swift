@@ -92,6 +92,7 @@ public enum PointCodec {
         case .uint16: return words[0] == 0xFFFF
         case .int32: return words[0] == 0x8000 && words[1] == 0
         case .uint32: return words[0] == 0 && words[1] == 0          // acc32
+        case .uint64: return words.allSatisfy { $0 == 0 }            // acc64
         case .float32, .float64: return false                          // NaN: RegisterCodec returns nil anyway
         }
     }
@@ -139,6 +140,7 @@ public enum PointCodec {
         case .uint32: return [0, 0]
         case .float32: return [0x7FC0, 0x0000]
         case .float64: return [0x7FF8, 0, 0, 0]
+        case .uint64: return [0, 0, 0, 0]
         }
     }
 }

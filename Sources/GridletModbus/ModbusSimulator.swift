@@ -99,6 +99,8 @@ public final class ModbusSimulator: Sendable {
     /// A file holding a fault (`none`, `no-answer`, `exception:2`, `slow:300ms`, `device:8`,
     /// optionally `@UNIT`); re-read about every 100 ms, so a test can change the fault at run time.
     public let faultFile: String?
+    /// The battery behind a bidirectional profile (`power:`); unused otherwise.
+    public let battery: SimulatedBattery
 
     private struct Shared: Sendable {
         var values: [String: Double] = [:]
@@ -113,17 +115,20 @@ public final class ModbusSimulator: Sendable {
 
     public convenience init(profile: DeviceProfile, host: String = "127.0.0.1", port: Int, frozen: Bool = false, voltage: Double? = nil,
                             voltageWobblePercent: Double = 0, writeLog: String? = nil, updateIntervalMs: Int = 200, sunspecModel: Int = 203, sunspecBase: Int = 40000,
-                            unimplemented: Set<String> = [], fault: SimulatorFault = .none, faultUnit: Int? = nil, faultFile: String? = nil) {
+                            unimplemented: Set<String> = [], fault: SimulatorFault = .none, faultUnit: Int? = nil, faultFile: String? = nil,
+                            battery: SimulatedBattery = SimulatedBattery()) {
         self.init(profile: profile, transport: .tcp(host: host, port: port), frozen: frozen, voltage: voltage,
                   voltageWobblePercent: voltageWobblePercent, writeLog: writeLog,
                   updateIntervalMs: updateIntervalMs, sunspecModel: sunspecModel, sunspecBase: sunspecBase,
-                  unimplemented: unimplemented, fault: fault, faultUnit: faultUnit, faultFile: faultFile)
+                  unimplemented: unimplemented, fault: fault, faultUnit: faultUnit, faultFile: faultFile, battery: battery)
     }
 
     public init(profile: DeviceProfile, transport: SimulatorTransport, frozen: Bool = false, voltage: Double? = nil,
                 voltageWobblePercent: Double = 0, writeLog: String? = nil, updateIntervalMs: Int = 200, sunspecModel: Int = 203, sunspecBase: Int = 40000,
-                unimplemented: Set<String> = [], fault: SimulatorFault = .none, faultUnit: Int? = nil, faultFile: String? = nil) {
+                unimplemented: Set<String> = [], fault: SimulatorFault = .none, faultUnit: Int? = nil, faultFile: String? = nil,
+                battery: SimulatedBattery = SimulatedBattery()) {
         self.profile = profile
+        self.battery = battery
         self.transport = transport
         switch transport {
         case let .tcp(h, p): host = h; port = p

@@ -18,6 +18,9 @@ final class SimulatorEngine {
     var clients: [Int32] = []
     var log: UnsafeMutablePointer<FILE>?
     var model: SimulationModel
+    /// Set for profiles with a `power:` section (bidirectional devices).
+    var bidirectional: BidirectionalModel?
+    var controlled: Set<Int> = []
     var lastUpdateMs: Int64 = 0
     var lastFaultCheckMs: Int64 = 0
     var lastFaultText: String?
@@ -27,6 +30,10 @@ final class SimulatorEngine {
         self.sim = sim
         served = sim.servedProfile
         model = SimulationModel(profile: served, frozen: sim.frozen, voltage: sim.voltage)
+        if let power = served.power {
+            bidirectional = BidirectionalModel(control: power, battery: sim.battery, nowMs: SystemClock.monoMs())
+            controlled = bidirectional?.controlledAddresses ?? []
+        }
     }
 
     deinit { close() }
@@ -79,10 +86,12 @@ final class SimulatorEngine {
             }
             log = f
         }
-        if served.points.contains(where: { $0.scaleFactorAddress != nil }) || sim.profile.sunspec != nil {
+        if sim.profile.sunspec != nil || (served.layout.isEmpty && served.points.contains(where: { $0.scaleFactorAddress != nil })) {
             layOutSunSpec(mapping.pointee.tab_registers)
         }
+        for (address, value) in served.layout { mapping.pointee.tab_registers[address] = value }
         model.initialiseControl(holding: mapping.pointee.tab_registers)
+        bidirectional?.capture(mapping.pointee.tab_registers)
         lastUpdateMs = SystemClock.monoMs()
         checkFaultFile(force: true)
         refresh(dtSeconds: 0)
@@ -213,11 +222,7 @@ final class SimulatorEngine {
             }
             checkFaultFile()
             let now = SystemClock.monoMs()
-            if now - lastUpdateMs >= Int64(sim.updateIntervalMs) {
-                let dt = Double(now - lastUpdateMs) / 1000
-                lastUpdateMs = now
-                refresh(dtSeconds: sim.frozen ? 0 : dt)
-            }
+            if now - lastUpdateMs >= Int64(sim.updateIntervalMs) { advance(now: now) }
         }
     }
 
@@ -285,13 +290,27 @@ final class SimulatorEngine {
             fputs(line, log)
             fflush(log)
         }
-        // Setpoints act at once (also when frozen): the charger follows its register.
-        refresh(dtSeconds: 0)
+        // Setpoints act at once (also when frozen): the charger follows its register. A
+        // bidirectional device first runs the time since the last update at its old power.
+        if bidirectional != nil {
+            bidirectional?.wrote(nowMs: SystemClock.monoMs())
+            advance(now: SystemClock.monoMs())
+        } else {
+            refresh(dtSeconds: 0)
+        }
+    }
+
+    /// Runs the simulation up to `now` (monotonic ms). Frozen meters and chargers stand still; a
+    /// bidirectional device's battery always moves with its power (its state of charge is the point).
+    private func advance(now: Int64) {
+        let dt = Double(now - lastUpdateMs) / 1000
+        lastUpdateMs = now
+        refresh(dtSeconds: sim.frozen ? 0 : dt, elapsed: dt, nowMs: now)
     }
 
     /// Advances the simulation, writes every point into the register map and publishes what
     /// the registers now decode to (points served as "not implemented" are not published).
-    private func refresh(dtSeconds: Double) {
+    private func refresh(dtSeconds: Double, elapsed: Double = 0, nowMs: Int64 = SystemClock.monoMs()) {
         guard let mapping else { return }
         let holding = mapping.pointee.tab_registers!
         let input = mapping.pointee.tab_input_registers!
@@ -300,13 +319,25 @@ final class SimulatorEngine {
         if sim.voltageWobblePercent != 0 {
             model.voltageFactor = (SystemClock.monoMs() / 1000) % 2 == 1 ? 1 + sim.voltageWobblePercent / 100 : 1
         }
-        let physical = model.step(dtSeconds: dtSeconds)
+        let physical: [String: Double]
+        if var b = bidirectional {
+            if b.checkReversion(holding, nowMs: nowMs) {
+                try? FileDescriptor.standardError.writeAll(Array("<5>gridlet simulate: no write for the programmed reversion time (\(JSONValue.format(b.timeoutS(holding))) s): reverted\n".utf8))
+            }
+            physical = b.step(dtSeconds: elapsed, holding: holding, nowMs: nowMs, voltage: sim.voltage ?? 230)
+            bidirectional = b
+        } else {
+            physical = model.step(dtSeconds: dtSeconds)
+        }
         var published: [String: Double] = [:]
         for p in served.points {
             let base = p.table == .holding ? holding : input
             let sf = p.scaleFactorAddress.map { base[$0] }
             let words: [UInt16]
-            if p.notImplementedSentinels && sim.unimplemented.contains(p.name) {
+            if p.table == .holding, (p.address..<(p.address + p.type.registerCount)).contains(where: controlled.contains) {
+                // A register the controller writes: served as written.
+                words = (0..<p.type.registerCount).map { base[p.address + $0] }
+            } else if p.notImplementedSentinels && sim.unimplemented.contains(p.name) {
                 words = PointCodec.notImplemented(p)
             } else {
                 let value = physical[p.name] ?? SimulationModel.fallback(for: p)

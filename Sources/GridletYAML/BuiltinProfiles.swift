@@ -13,6 +13,8 @@ public enum BuiltinProfiles {
         ("alfen-eve", alfenEve),
         ("bender-cc613", benderCC613),
         ("abb-terra-ac", abbTerraAC),
+        ("sunspec-der", sunspecDER),
+        ("wallbox-quasar", wallboxQuasar),
     ]
 
     public static var names: [String] { sources.map(\.name) }

@@ -11,7 +11,7 @@ struct Gridlet: ParsableCommand {
         version: gridletVersion,
         subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, Boards.self,
                       Events.self, OptOut.self, Schedule.self, Scan.self, ModbusCommand.self, BenchPoll.self,
-                      QueueCommand.self, VersionCommand.self])
+                      QueueCommand.self, VersionCommand.self, LedgerCommand.self])
 }
 
 /// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.

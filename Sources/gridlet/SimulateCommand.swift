@@ -34,6 +34,9 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Inject a fault: none, no-answer, exception:N, slow:MS, device[:VALUE].") var fault: String = "none"
     @Option(name: .long, help: "Apply the fault to this unit id only.") var faultUnit: Int?
     @Option(name: .long, help: "Read the fault from this file at run time.") var faultFile: String?
+    @Option(name: .long, help: "Bidirectional profiles: battery capacity in Wh.") var capacityWh: Double = 60_000
+    @Option(name: .long, help: "Bidirectional profiles: state of charge at start, in %.") var soc: Double = 50
+    @Option(name: .long, help: "Bidirectional profiles: the most the device charges or discharges, in W.") var maxPowerW: Double = 7400
 
     func run() throws {
         let p: DeviceProfile
@@ -44,6 +47,9 @@ struct Simulate: ParsableCommand {
         if f.isDeviceFault, p.control?.fault == nil {
             throw Failure("--fault \(fault): profile \(p.name) names no fault point (control.fault), so there is nothing to set; "
                           + "use a profile with one (gridlet profiles NAME shows it) or add control.fault to a profile file", code: 2)
+        }
+        guard capacityWh > 0, (0...100).contains(soc), maxPowerW > 0 else {
+            throw Failure("--capacity-wh and --max-power-w must be > 0 and --soc 0...100", code: 2)
         }
         if p.sunspec != nil, SunSpec.length(ofModel: sunspecModel) == nil {
             throw Failure("--sunspec-model: expected 201-204 or 211-214, got \(sunspecModel)", code: 2)
@@ -63,7 +69,8 @@ struct Simulate: ParsableCommand {
         let sim = try DeviceSimulation(profile: p, place: place, frozen: frozen, voltage: voltage, voltageWobblePercent: voltageWobble,
                                        writeLog: writeLog,
                                        sunspecModel: sunspecModel, sunspecBase: sunspecBase, unimplemented: Set(unimplemented),
-                                       fault: f, faultUnit: faultUnit, faultFile: faultFile)
+                                       fault: f, faultUnit: faultUnit, faultFile: faultFile,
+                                       capacityWh: capacityWh, socPct: soc, maxPowerW: maxPowerW)
         installSimulatorSignals()
         let shown = rtuOverTcp ? "RTU over TCP \(host):\(port) unit \(unit ?? p.defaultUnit)"
             : rtu.map { "RTU \($0) unit \(unit ?? p.defaultUnit) \(baud) \(parity) \(stopBits) stop" } ?? "\(host):\(port)"

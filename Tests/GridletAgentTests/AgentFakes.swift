@@ -42,7 +42,7 @@ final class FakeDevice: DevicePort {
             s.writes.append(Write(address: register.address, value: value))
             return s.failing.contains(register.address) || !s.answering
         }
-        completion(fail ? .failure(ModbusError(code: ECONNREFUSED, device: config.name, bus: "lan", unit: config.unit, function: "write", address: register.address, count: 1, timeoutMs: 300)) : .success([UInt16(value)]))
+        completion(fail ? .failure(ModbusError(code: ECONNREFUSED, device: config.name, bus: "lan", unit: config.unit, function: "write", address: register.address, count: 1, timeoutMs: 300)) : .success([UInt16(truncatingIfNeeded: Int(value))]))
     }
 
     /// Addresses whose register keeps this value whatever is written (a charger that ignores a write).
@@ -124,18 +124,21 @@ final class AgentHarness {
     static let setpoint = 5004, failsafeCurrent = 2000, failsafeTimeout = 2002, alive = 6000
 
     /// `prepare` runs on the state directory before the agent starts (files of a previous run).
-    init(control: String = "", chargerProfile: DeviceProfile? = nil, prepare: (String) -> Void = { _ in }) throws {
+    /// `evse`: another charger line for the config (with `chargerProfile` to match), e.g. a
+    /// bidirectional device.
+    init(control: String = "", chargerProfile: DeviceProfile? = nil, evse: String? = nil, site: String = "",
+         prepare: (String) -> Void = { _ in }) throws {
         var template = Array("/tmp/gridlet-agent-test-XXXXXX".utf8CString)
         let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
         stateDir = dir
         prepare(dir)
         let text = """
-            site: { id: t1, timezone: UTC, state_dir: \(dir), nominal_voltage: 230 }
+            site: { id: t1, timezone: UTC, state_dir: \(dir), nominal_voltage: 230\(site) }
             buses:
               - { name: lan, kind: tcp, host: 127.0.0.1, port: 1502 }
             devices:
               - { name: meter, bus: lan, unit: 1, profile: eastron-sdm630, role: site-meter, poll: 1s }
-              - { name: evse, bus: lan, unit: 255, profile: vestel-evc04, role: charger, phases: 3, max_current: 16, min_current: 6, poll: 1s }
+              \(evse ?? "- { name: evse, bus: lan, unit: 255, profile: vestel-evc04, role: charger, phases: 3, max_current: 16, min_current: 6, poll: 1s }")
             mqtt: { host: 127.0.0.1, port: 1883 }
             control:
               restore_delay: 0s
@@ -162,7 +165,7 @@ final class AgentHarness {
     }
 
     deinit {
-        for f in ["control.json", "ledger.json", "comm.json", "comm.json.tmp", "homeassistant.json"] { unlink(stateDir + "/" + f) }
+        for f in ["control.json", "ledger.json", "comm.json", "comm.json.tmp", "homeassistant.json", "ledger.log", "ledger.log.1"] { unlink(stateDir + "/" + f) }
         rmdir(stateDir)
     }
 

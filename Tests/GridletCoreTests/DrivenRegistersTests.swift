@@ -21,6 +21,19 @@ import Testing
         #expect(setpointOnly.map(\.purpose) == [.chargingCurrent])
     }
 
+    @Test func aBidirectionalDevicesPowerRegistersAreDrivenToo() throws {
+        let power = BidirectionalControl(setpoint: ProfileRegister(address: 40301, type: .int32, scaleFactorAddress: 40332),
+                                         sign: .exportPositive, reversionTimeout: ProfileRegister(address: 40308, type: .uint32),
+                                         reversionSetpoint: ProfileRegister(address: 40303, type: .int32),
+                                         setup: [SetupWrite(register: ProfileRegister(address: 40299), value: 1)])
+        let driven = DrivenRegister.of(Self.evse, power: power)
+        #expect(driven.map(\.purpose) == [.powerSetpoint, .reversion, .reversion, .setup])
+        #expect(driven.map(\.addresses) == [40301..<40303, 40308..<40310, 40303..<40305, 40299..<40300])
+        let why = try #require(DrivenRegisters(driven).refusal(of: Self.write(40302), bus: "lan", unit: 255))
+        #expect(why.contains("power.setpoint") && why.contains("setpoint_w"))
+        #expect(DrivenRegisters(driven).refusal(of: Self.write(40320), bus: "lan", unit: 255) == nil)
+    }
+
     @Test func aWriteToTheSetpointIsRefusedAndTheMessageSaysWhyAndWhatToDo() throws {
         let guardian = DrivenRegisters(DrivenRegister.of(Self.evse, control: Self.control))
         let why = try #require(guardian.refusal(of: Self.write(5004), bus: "lan", unit: 255))

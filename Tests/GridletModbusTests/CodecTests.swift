@@ -33,6 +33,7 @@ import Testing
         case .int32: [0, -1, -2_147_483_648, 2_147_483_647, -70000]
         case .float32: [0, -0.5, 230, -3043.5, 49.98699951171875]
         case .float64: [0, -1e-9, 12_345_678.9, -3043.16]
+        case .uint64: [0, 1, 4_294_967_296, 9_007_199_254_740_991]
         }
         for order in [WordOrder.hiFirst, .loFirst] {
             for value in samples {

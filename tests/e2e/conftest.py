@@ -139,7 +139,7 @@ class Collector:
 
 
 class Simulator:
-    def __init__(self, profile, workdir, frozen=True, voltage=230, voltage_wobble=None):
+    def __init__(self, profile, workdir, frozen=True, voltage=230, voltage_wobble=None, extra_args=()):
         self.port = free_port()
         self.write_log = os.path.join(workdir, f"{profile}-{self.port}-writes.jsonl")
         # Read by the simulator about every 100 ms; absent = no fault (see set_fault).
@@ -152,7 +152,10 @@ class Simulator:
             args += ["--voltage", str(voltage)]
         if voltage_wobble:
             args += ["--voltage-wobble", str(voltage_wobble)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args += list(extra_args)
+        self.log_path = os.path.join(workdir, f"{profile}-{self.port}.log")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log)
         wait_until(lambda: port_open(self.port), 10, what=f"simulator {profile}")
 
     def writes(self, address=None):
