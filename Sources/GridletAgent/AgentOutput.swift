@@ -67,7 +67,13 @@ extension Agent {
                     clockSynced: clockSynced, nextTransitionMs: decision?.nextTransitionMs, devicesOK: readings.health.map(\.ok))
         // Faults always; the bidirectional part only where there is one (it costs a state JSON).
         d.details = readings.health.map { $0.fault ?? "" }.joined(separator: "|")
-        if !powerDrivers.isEmpty { d.details += "|" + (powerKeyed(stateJSON(nowWall: 0))["power"]?.serialized ?? "") }
+        if !powerDrivers.isEmpty {
+            d.details += "|" + (powerKeyed(stateJSON(nowWall: 0))["power"]?.serialized ?? "")
+            for i in powerDrivers.keys.sorted() {
+                let t = powerDrivers[i]?.target
+                d.details += "|\(t.map { JSONValue.format($0.w) } ?? "-"),\(t?.direction ?? "idle"),\(t?.limitedBy ?? "")"
+            }
+        }
         return d
     }
 
