@@ -14,6 +14,8 @@ public struct GridletConfig: Sendable, Equatable {
     public var log = LogConfig()
     /// `board:` as written (a board name or a board file path); its defaults were applied by the loader.
     public var board: String?
+    /// `openadr:`: the OpenADR 3.1 VEN beside the MQTT API (OpenADRConfig.swift); nil = none.
+    public var openADR: OpenADRConfig?
 
     public init(site: SiteConfig, buses: [BusConfig], devices: [DeviceConfig], mqtt: MQTTConfig,
                 telemetry: TelemetryConfig, queue: QueueConfig, control: ControlConfig,

@@ -20,10 +20,11 @@ private let standardBaudRates = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 11
 /// Valid `telemetry.ledger_interval` values, in milliseconds.
 private let ledgerIntervalsMs: [Int64] = [60_000, 300_000, 900_000, 1_800_000, 3_600_000]
 
-private struct ConfigDecoder {
+struct ConfigDecoder {
     let file: String?
 
-    static let topKeys = ["site", "buses", "devices", "mqtt", "telemetry", "queue", "control", "schedules", "holidays", "log", "board"]
+    static let topKeys = ["site", "buses", "devices", "mqtt", "telemetry", "queue", "control", "schedules", "holidays", "log", "board",
+                          "openadr"]
     static let siteKeys = ["id", "timezone", "state_dir", "socket", "nominal_voltage", "max_import_w"]
     static let rtuOnlyKeys = ["device", "baud", "parity", "data_bits", "stop_bits", "rs485", "rs485_mode", "rts_delay_us"]
     static let tcpOnlyKeys = ["host", "port"]
@@ -125,11 +126,14 @@ private struct ConfigDecoder {
             try m.finish()
         }
         let board = try top.string("board")   // applied before decoding (GridletYAML BoardDefaults)
+        var openADR: OpenADRConfig?
+        if var m = try top.map("openadr") { openADR = try decodeOpenADR(&m, siteID: site.id) }   // OpenADRConfig.swift
         try top.finish()
         var config = GridletConfig(site: site, buses: buses, devices: devices, mqtt: mqtt, telemetry: telemetry,
                                    queue: queue, control: control, schedules: schedules, holidays: holidays)
         config.log = log
         config.board = board
+        config.openADR = openADR
         return config
     }
 
