@@ -14,6 +14,7 @@ let package = Package(
         .systemLibrary(name: "CModbus"),
         .systemLibrary(name: "CMosquitto"),
         .systemLibrary(name: "CYAML"),
+        .systemLibrary(name: "CCurl"),
         .target(name: "CGridletSys"),
         .target(name: "GridletSys", dependencies: ["CGridletSys"]),
         .target(name: "GridletCore"),
@@ -21,6 +22,7 @@ let package = Package(
         .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletSys", "GridletCore"]),
         .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletSys"]),
         .target(name: "GridletQueue"),
+        .target(name: "GridletOpenADR", dependencies: ["CCurl", "GridletCore", "GridletSys"]),
         .target(name: "GridletAgent", dependencies: [
             "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys", "GridletSys",
         ]),
@@ -39,6 +41,7 @@ let package = Package(
             "GridletAgent", "GridletCore", "GridletModbus", "GridletMQTT", "GridletQueue", "GridletYAML",
         ]),
         .testTarget(name: "GridletSysTests", dependencies: ["GridletSys"]),
+        .testTarget(name: "GridletOpenADRTests", dependencies: ["GridletOpenADR", "GridletCore"]),
     ],
     swiftLanguageModes: [.v6]
 )
