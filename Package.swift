@@ -25,6 +25,7 @@ let package = Package(
         .target(name: "GridletOpenADR", dependencies: ["CCurl", "GridletCore", "GridletSys"]),
         .target(name: "GridletAgent", dependencies: [
             "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys", "GridletSys",
+            "GridletOpenADR",
         ]),
         .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue", "GridletSys"]),
         .executableTarget(name: "gridlet", dependencies: [
@@ -38,7 +39,7 @@ let package = Package(
         .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue"]),
         .testTarget(name: "GridletMQTTTests", dependencies: ["GridletMQTT"]),
         .testTarget(name: "GridletAgentTests", dependencies: [
-            "GridletAgent", "GridletCore", "GridletModbus", "GridletMQTT", "GridletQueue", "GridletYAML",
+            "GridletAgent", "GridletCore", "GridletModbus", "GridletMQTT", "GridletQueue", "GridletYAML", "GridletOpenADR",
         ]),
         .testTarget(name: "GridletSysTests", dependencies: ["GridletSys"]),
         .testTarget(name: "GridletOpenADRTests", dependencies: ["GridletOpenADR", "GridletCore"]),

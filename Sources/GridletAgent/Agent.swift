@@ -2,6 +2,7 @@ import Glibc
 import GridletCore
 import GridletModbus
 import GridletMQTT
+import GridletOpenADR
 import GridletQueue
 import GridletSys
 import Synchronization
@@ -22,6 +23,7 @@ enum AgentInput: Sendable {
     case readBack(device: Int, register: ChargerRegister, result: Result<Double, ModbusError>)
     case local(LocalRequest)
     case stored(StateWriteResult)
+    case openADR(VENReport)
 }
 
 public struct AgentError: Error, Sendable, CustomStringConvertible {
@@ -48,6 +50,8 @@ public final class Agent {
     let mailbox = Mailbox<AgentInput>()
     let notify = SystemdNotify()
     var mqtt: (any MQTTPort)?
+    /// The OpenADR VEN, when configured (AgentOpenADR.swift).
+    var openADR: OpenADRSide?
 
     // The state machines.
     var engine: ControlEngine
@@ -141,6 +145,7 @@ public final class Agent {
         restoreControlState()
         commSaveCadence = Cadence(intervalMs: min(30_000, max(1000, c.commLossTimeoutMs / 4)))
         restoreComm()
+        openADR = Agent.openADRSide(config: config, ports: ports, mailbox: mailbox)
     }
 
     // MARK: run
@@ -180,6 +185,7 @@ public final class Agent {
         } catch {
             throw AgentError("MQTT: \(error)")
         }
+        try startOpenADR()
         status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
         status?.update(snapshot: statusJSON(nowWall: time.wallMs()))   // never answer with an empty snapshot
         status?.start()
@@ -210,6 +216,7 @@ public final class Agent {
         }
         mqtt?.stop()
         mqtt = nil
+        openADR?.port.stop()
         status?.stop()
         for b in buses { b.stop() }
         saveComm(nowWall: time.wallMs(), durable: true)
@@ -278,6 +285,8 @@ public final class Agent {
             if let answer = answerLocal(request, nowWall: nowWall) { request.reply(answer) }
         case let .stored(result):
             stored(result)
+        case let .openADR(report):
+            handleOpenADR(report, nowWall: nowWall)
         }
     }
 

@@ -89,6 +89,7 @@ extension Agent {
                                            ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))
             })),
             ("stored_events", .array(engine.events.map { .string($0.id) })),
+            ("openadr", openADR?.statusJSON() ?? .null),
             ("loop", .object([("turns", .number(Double(loopTurns.count))),
                               ("max_turn_ms", .number(Double(loopTurns.maxUs) / 1000)),
                               ("turns_over_10ms", .number(Double(loopTurns.over10ms)))])),

@@ -12,6 +12,12 @@ public struct VTNPoll: Sendable, Equatable {
     public var notModified: Int
     /// Wall time the access token expires (nil: no OAuth token, or no `expires_in`).
     public var tokenExpiresWallMs: Int64?
+
+    public init(changed: Bool, programs: [JSONValue], events: [JSONValue], requests: Int = 0, notModified: Int = 0,
+                tokenExpiresWallMs: Int64? = nil) {
+        self.changed = changed; self.programs = programs; self.events = events; self.requests = requests
+        self.notModified = notModified; self.tokenExpiresWallMs = tokenExpiresWallMs
+    }
 }
 
 /// Why a poll failed, in words an operator can act on.

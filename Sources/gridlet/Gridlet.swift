@@ -118,6 +118,11 @@ struct Status: ParsableCommand {
         print("clock      \(s?["clock_synced"]?.boolValue == true ? "synchronised" : "NOT synchronised")")
         print("next       \(str(s?["next_transition"]))")
         print("mqtt       \(v["mqtt"]?["connected"]?.boolValue == true ? "connected" : "disconnected") \(str(v["mqtt"]?["broker"]))")
+        if let o = v["openadr"], o != .null {
+            let state = o["ok"]?.boolValue == true ? "ok" : "FAILING: \(str(o["last_error"]?["message"]))"
+            print("openadr    \(str(o["vtn"])) \(state), last poll \(str(o["last_poll"])), token expires \(str(o["token_expires"])), "
+                + "\((o["events"]?.arrayValue ?? []).count) event(s)")
+        }
         print("queue      \(str(v["queue"]?["records"])) records, \(str(v["queue"]?["bytes"])) bytes, oldest \(str(v["queue"]?["oldest_age_s"])) s")
         if let e = v["queue"]?["last_error"]?.stringValue {
             print("queue      \(v["queue"]?["ok"]?.boolValue == false ? "FAILED, refusing writes" : "recovered from an I/O error"): \(e) (see operations.md)")

@@ -122,7 +122,7 @@ final class AgentHarness {
     static let setpoint = 5004, failsafeCurrent = 2000, failsafeTimeout = 2002, alive = 6000
 
     /// `prepare` runs on the state directory before the agent starts (files of a previous run).
-    init(control: String = "", chargerProfile: DeviceProfile? = nil, prepare: (String) -> Void = { _ in }) throws {
+    init(control: String = "", chargerProfile: DeviceProfile? = nil, ven: FakeVEN? = nil, prepare: (String) -> Void = { _ in }) throws {
         var template = Array("/tmp/gridlet-agent-test-XXXXXX".utf8CString)
         let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
         stateDir = dir
@@ -154,6 +154,7 @@ final class AgentHarness {
                                makeMQTT: { _, handler throws(MQTTError) in fake.handler = handler; return fake })
         let box = StoreBox()
         ports.makeStateStore = { done in let s = ImmediateStateStore(done: done); box.store = s; return s }
+        if let ven { ports.makeVEN = { _, report in ven.report = report; return ven } }   // OpenADRWiringTests
         agent = try Agent(config: config, ports: ports, logger: Logger(label: "test", minimum: .error))
         store = box.store
         try agent.start()
