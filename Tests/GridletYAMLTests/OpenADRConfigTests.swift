@@ -94,12 +94,5 @@ let openADRBadCases: [BadCase] = [
 
 @Test(arguments: openADRBadCases)
 func invalidOpenADRSectionIsRejected(_ c: BadCase) {
-    do {
-        let cfg = try parseConfig(c.yaml)
-        Issue.record("expected an error at \(c.path), got \(cfg)")
-    } catch {
-        #expect(error.path == c.path)
-        #expect(error.line == c.line)
-        #expect(error.message.contains(c.fragment), "message: \(error.message)")
-    }
+    invalidConfigIsRejected(c)   // ConfigTests.swift: path, line, message and file
 }
