@@ -170,8 +170,17 @@ public final class Agent {
     /// Everything up to the first turn: the ledger resumed, the broker session started, the
     /// local socket serving.
     func start() throws(AgentError) {
-        log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(devices.count) device(s), broker \(config.mqtt.host):\(config.mqtt.port), queue \(queue.stats.records) record(s) pending")
+        log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(devices.count) device(s), broker \(config.mqttEnabled ? "\(config.mqtt.host):\(config.mqtt.port)" : "none (OpenADR only)"), queue \(queue.stats.records) record(s) pending")
         resumeLedger()
+        let box = mailbox
+        if config.mqttEnabled { try startMQTT() }
+        try startOpenADR()
+        status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
+        status?.update(snapshot: statusJSON(nowWall: time.wallMs()))   // never answer with an empty snapshot
+        status?.start()
+    }
+
+    func startMQTT() throws(AgentError) {
         let box = mailbox
         let options = try mqttOptions()
         do throws(MQTTError) {
@@ -185,10 +194,6 @@ public final class Agent {
         } catch {
             throw AgentError("MQTT: \(error)")
         }
-        try startOpenADR()
-        status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
-        status?.update(snapshot: statusJSON(nowWall: time.wallMs()))   // never answer with an empty snapshot
-        status?.start()
     }
 
     /// One turn of the control loop: waits up to `waitMs` for inputs, handles them, then lets the
@@ -300,7 +305,7 @@ public final class Agent {
             devices[i].poll { result in box.post(.polled(device: i, result: result)) }
         }
         control(nowWall: nowWall, nowMono: nowMono)
-        if telemetryCadence.due(nowMs: nowMono) { produceTelemetry(nowWall: nowWall) }
+        if telemetryCadence.due(nowMs: nowMono), config.mqttEnabled { produceTelemetry(nowWall: nowWall) }
         if commSaveCadence.due(nowMs: nowMono) { saveComm(nowWall: nowWall, durable: false) }
         pump()
         // State and the status snapshot are rebuilt at most every 100 ms: a turn happens for

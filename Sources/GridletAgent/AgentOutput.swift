@@ -80,7 +80,7 @@ extension Agent {
                                ("oldest_age_s", oldest), ("dropped", .number(Double(st.droppedRecords))),
                                ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery))),
                                ("ok", .bool(st.ok)), ("last_error", st.lastIOError.map { .string($0.description) } ?? .null)])),
-            ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
+            ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", config.mqttEnabled ? .string("\(config.mqtt.host):\(config.mqtt.port)") : .null),
                               ("in_flight", .number(Double(pipeline.inFlight))), ("published", .number(Double(pipeline.published))),
                               ("acked", .number(Double(pipeline.acked))),
                               ("commands_dropped", .number(Double(commandsDropped))), ("last_error", lastMQTTError.map { .string($0) } ?? .null)])),

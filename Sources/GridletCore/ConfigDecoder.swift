@@ -88,8 +88,13 @@ struct ConfigDecoder {
             devices.append(dev)
         }
 
-        guard var mqttMap = try top.map("mqtt") else { throw sectionMissing(top, "mqtt") }
-        let mqtt = try decodeMQTT(&mqttMap, siteID: site.id)
+        // mqtt: may be left out when openadr: is there (docs/openadr.md); it then holds defaults.
+        var mqtt = MQTTConfig(host: "", clientID: "gridlet-\(site.id)")
+        let mqttEnabled = top.has("mqtt") || !top.has("openadr")
+        if mqttEnabled {
+            guard var mqttMap = try top.map("mqtt") else { throw sectionMissing(top, "mqtt") }
+            mqtt = try decodeMQTT(&mqttMap, siteID: site.id)
+        }
 
         var telemetry = TelemetryConfig()
         if var m = try top.map("telemetry") { telemetry = try decodeTelemetry(&m) }
@@ -134,6 +139,7 @@ struct ConfigDecoder {
         config.log = log
         config.board = board
         config.openADR = openADR
+        config.mqttEnabled = mqttEnabled
         return config
     }
 

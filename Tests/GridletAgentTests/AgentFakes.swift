@@ -122,7 +122,8 @@ final class AgentHarness {
     static let setpoint = 5004, failsafeCurrent = 2000, failsafeTimeout = 2002, alive = 6000
 
     /// `prepare` runs on the state directory before the agent starts (files of a previous run).
-    init(control: String = "", chargerProfile: DeviceProfile? = nil, ven: FakeVEN? = nil, prepare: (String) -> Void = { _ in }) throws {
+    init(control: String = "", chargerProfile: DeviceProfile? = nil, ven: FakeVEN? = nil, mqttEnabled: Bool = true,
+         prepare: (String) -> Void = { _ in }) throws {
         var template = Array("/tmp/gridlet-agent-test-XXXXXX".utf8CString)
         let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
         stateDir = dir
@@ -142,7 +143,8 @@ final class AgentHarness {
               min_dwell: 0s
             \(control)
             """
-        let config = try GridletConfig.parse(text: text, profileExists: { _ in true })
+        var config = try GridletConfig.parse(text: text, profileExists: { _ in true })
+        config.mqttEnabled = mqttEnabled
         let meterProfile = try #require(try ProfileLibrary.builtin(named: "eastron-sdm630"))
         let builtinEvse = try ProfileLibrary.builtin(named: "vestel-evc04")
         let evseProfile = try #require(chargerProfile ?? builtinEvse)

@@ -96,6 +96,23 @@ final class FakeVEN: VENPort, @unchecked Sendable {
         #expect(status["openadr"]?["last_error"]?["kind"]?.stringValue == "connect")
     }
 
+    @Test func withoutMQTTTheVTNAloneDispatchesAndNoTelemetryIsQueued() throws {
+        let ven = FakeVEN()
+        // The harness's config has an mqtt: section; the agent is told to run without it.
+        let h = try AgentHarness(control: Self.control, ven: ven, mqttEnabled: false)
+        #expect(h.mqtt.handler == nil)   // no broker session was made
+        h.run(for: 1000)
+        ven.report?(Self.poll(Self.event(startMs: h.time.wallMs() - 1000, kw: [4.14, 4.14, 4.14, 4.14, 4.14]), now: h.time.wallMs()))
+        h.run(for: 35_000)   // past comm_loss_timeout, inside the event's 50 s
+        #expect(h.charger.writes(to: H.setpoint).last == 6)
+        #expect(h.agent.decision?.commOK == false)   // only the one poll above: lost after 30 s ...
+        #expect(h.agent.decision?.source == "dispatch:oadr:e1:3")   // ... but the event runs on
+        #expect(h.queue.stats.records > 0)          // responses and ledger are kept ...
+        #expect(h.queue.records(after: 0, limit: 100).allSatisfy { $0.kind != .telemetry })   // ... telemetry is not made
+        let status = try JSONValue.parse(h.agent.statusJSON(nowWall: h.time.wallMs()))
+        #expect(status["mqtt"]?["broker"] == .null)
+    }
+
     @Test func anEventsListShowsTheSource() throws {
         let ven = FakeVEN()
         let h = try AgentHarness(control: Self.control, ven: ven)

@@ -61,6 +61,20 @@ mqtt: {host: b}
     #expect(c.openADR?.auth == .clientCredentials(clientID: "x", secretFile: "/s", tokenURL: "https://auth.example.net/token", scope: "read_all"))
 }
 
+@Test func mqttMayBeLeftOutOnlyWithOpenADR() throws {
+    let c = try parseConfig("""
+    site: {id: s1}
+    buses: [{name: lan, kind: tcp, host: 10.0.0.2}]
+    devices: [{name: m, bus: lan, profile: p1}]
+    openadr: {vtn_url: "https://v", programs: [p]}
+    """)
+    #expect(!c.mqttEnabled && c.openADR != nil)
+    #expect(try parseConfig(base).mqttEnabled)
+    #expect(throws: YAMLError.self) {
+        try parseConfig("site: {id: s1}\nbuses: [{name: lan, kind: tcp, host: 10.0.0.2}]\ndevices: [{name: m, bus: lan, profile: p1}]\n")
+    }
+}
+
 private func bad(_ name: String, _ section: String, _ path: String, _ line: Int, _ fragment: String) -> BadCase {
     BadCase(name: name, yaml: base + section, path: path, line: line, fragment: fragment)
 }

@@ -5,6 +5,7 @@ cancelled and the charger restored, the token is refreshed without a missed poll
 are ignored with a log line naming them."""
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -203,6 +204,22 @@ def test_wrong_credentials_and_an_untrusted_certificate_are_said_plainly(site, w
         assert agent.stop() == 0
     finally:
         vtn.stop()
+
+
+def test_a_site_with_openadr_and_no_mqtt(site, vtn):
+    """mqtt: may be left out when openadr: is there: the VTN alone dispatches."""
+    vtn.set(events=[limit_event("evt-solo", "prog-vpp", time.time() - 1, 120, [4.14])])
+    text = re.sub(r"mqtt:\n(  .*\n)+", "", openadr_config(site, vtn, site.workdir))
+    assert "mqtt" not in text
+    agent = Agent(site.workdir, text)
+    r = subprocess.run([GRIDLET, "config", "check", agent.config], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    agent.start()
+    wait_until(lambda: site.charger.last_value(5004) == 6, 20, what="the VTN's event without a broker")
+    st = agent.status()
+    assert st["mqtt"]["connected"] is False and st["mqtt"]["broker"] is None
+    assert "broker none (OpenADR only)" in agent.logtext()
+    assert agent.stop() == 0
 
 
 def test_served_objects_validate_against_the_specification():
