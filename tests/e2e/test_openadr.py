@@ -118,6 +118,27 @@ def test_a_deleted_event_is_cancelled_and_the_charger_restored(site, vtn):
     assert agent.stop() == 0
 
 
+def test_a_received_event_survives_a_restart_while_the_vtn_is_down(site, vtn):
+    """What the VTN sent is in control.json: after kill -9 and a start with the VTN gone, the
+    event is enforced from disk, and the VTN's error is in the status."""
+    vtn.set(events=[limit_event("evt-disk", "prog-vpp", time.time() - 1, 120, [4.14])])
+    agent = Agent(site.workdir, openadr_config(site, vtn, site.workdir, fallback=2760))   # fallback 0 A, default 16 A
+    agent.start()
+    ch = site.charger
+    wait_until(lambda: ch.last_value(5004) == 6, 20, what="the event")
+    with open(os.path.join(site.workdir, "state", "control.json")) as f:
+        assert "oadr:evt-disk:0" in f.read()
+    agent.kill9()
+    vtn.stop()
+    writes = len(ch.writes(5004))
+    agent.start()
+    wait_until(lambda: len(ch.writes(5004)) > writes, 20, what="the restarted agent's first setpoint")
+    assert all(w["values"][0] == 6 for w in ch.writes(5004)[writes:]), ch.writes(5004)[writes:]
+    wait_until(lambda: (status(agent)["last_error"] or {}).get("kind") == "connect", 15, what="the VTN's absence in the status")
+    assert [e["id"] for e in events_json(agent)] == ["oadr:evt-disk:0"]
+    assert agent.stop() == 0
+
+
 def test_the_token_is_refreshed_before_it_expires_without_a_missed_poll(site, vtn):
     vtn.token_lifetime_s = 12
     vtn.set(events=[limit_event("evt-t", "prog-vpp", time.time() + 3600, 60, [4.14])])
