@@ -221,7 +221,7 @@ public final class Agent {
         }
         mqtt?.stop()
         mqtt = nil
-        openADR?.port.stop()
+        openADR?.stop()
         status?.stop()
         for b in buses { b.stop() }
         saveComm(nowWall: time.wallMs(), durable: true)

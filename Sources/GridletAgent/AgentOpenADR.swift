@@ -31,6 +31,9 @@ final class OpenADRSide {
     var tokenExpiresWallMs: Int64?
     var mapped: OpenADREvents?
     var loggedProblems: Set<String> = []
+    /// The VTN's MQTT notifier connection (AgentOpenADRNotifier.swift), when it offers one.
+    var notifier: NotifierLink?
+    var notifierProblem: String?
 
     init(config: OpenADRConfig, siteID: String, port: any VENPort) {
         self.config = config
@@ -38,6 +41,13 @@ final class OpenADRSide {
         settings = OpenADREvents.Settings(programs: config.programs,
                                           acceptedTargets: Set(config.targets + config.resources + [config.venName]),
                                           simpleLevels: config.simpleLevels, randomSeed: payloadDigest(Array(siteID.utf8)))
+    }
+
+    /// Stops the VEN thread and the notifier connection.
+    func stop() {
+        port.stop()
+        notifier?.stop()
+        notifier = nil
     }
 
     /// `gridlet status --json`'s `openadr` object.
@@ -65,7 +75,14 @@ final class OpenADRSide {
                          ("start", .string(Timestamp.format(ms: i.startMs))), ("end", .string(Timestamp.format(ms: i.endMs)))])
             })),
             ("ignored", .array((m?.problems ?? []).map { .string($0) })),
+            ("notifier", notifierJSON),
         ])
+    }
+
+    var notifierJSON: JSONValue {
+        if let n = notifier { return n.statusJSON() }
+        guard let p = notifierProblem else { return .null }
+        return .object([("problem", .string(p))])
     }
 }
 
@@ -114,6 +131,7 @@ extension Agent {
             let wasLost = engine.isCommLost(nowMs: nowWall)
             engine.commandContact(nowMs: nowWall)
             if wasLost { saveComm(nowWall: nowWall, durable: true) }
+            updateNotifier(poll, side: side)
             guard poll.changed || side.mapped == nil else { return }
             applyVTN(poll, side: side, nowWall: nowWall)
         }

@@ -12,11 +12,17 @@ public struct VTNPoll: Sendable, Equatable {
     public var notModified: Int
     /// Wall time the access token expires (nil: no OAuth token, or no `expires_in`).
     public var tokenExpiresWallMs: Int64?
+    /// The VTN's MQTT notifier, when it offers a usable one (VTNNotifier.swift).
+    public var notifier: MQTTNotifier?
+    /// Why there is no notifier, when there is none.
+    public var notifierProblem: String?
+    /// The access token in use, for a notifier broker that takes it as password.
+    public var accessToken: String?
 
     public init(changed: Bool, programs: [JSONValue], events: [JSONValue], requests: Int = 0, notModified: Int = 0,
-                tokenExpiresWallMs: Int64? = nil) {
+                tokenExpiresWallMs: Int64? = nil, notifier: MQTTNotifier? = nil) {
         self.changed = changed; self.programs = programs; self.events = events; self.requests = requests
-        self.notModified = notModified; self.tokenExpiresWallMs = tokenExpiresWallMs
+        self.notModified = notModified; self.tokenExpiresWallMs = tokenExpiresWallMs; self.notifier = notifier
     }
 }
 
@@ -50,6 +56,10 @@ public final class VTNSession {
     var requests = 0
     var notModified = 0
     var changed = false
+    var notifier: MQTTNotifier?
+    var notifierProblem: String?
+    var notifierCheckedMs: Int64?
+    var notifierProgramIDs: [String] = []
 
     /// `readFile`: the first line of a file, or nil when it cannot be read.
     public init(config: OpenADRConfig, http: any HTTPTransport, readFile: @escaping (String) -> String?) {
@@ -66,13 +76,19 @@ public final class VTNSession {
         changed = false
         let programs = try list(path: "/programs", query: [], nowMonoMs: nowMonoMs, nowWallMs: nowWallMs)
         var events: [JSONValue] = []
+        var ids: [String] = []
         for name in config.programs {
             // The programme's id by name (the mapping reports names the VTN does not offer).
             guard let id = programs.first(where: { $0["programName"]?.stringValue == name })?["id"]?.stringValue else { continue }
+            ids.append(id)
             events += try list(path: "/events", query: [("programID", id)], nowMonoMs: nowMonoMs, nowWallMs: nowWallMs)
         }
-        return VTNPoll(changed: changed, programs: programs, events: events, requests: requests, notModified: notModified,
-                       tokenExpiresWallMs: tokenWallExpiry)
+        if !ids.isEmpty { refreshNotifier(programIDs: ids, nowMonoMs: nowMonoMs, nowWallMs: nowWallMs) }
+        var poll = VTNPoll(changed: changed, programs: programs, events: events, requests: requests, notModified: notModified,
+                           tokenExpiresWallMs: tokenWallExpiry, notifier: notifier)
+        poll.notifierProblem = notifierProblem
+        poll.accessToken = token
+        return poll
     }
 
     // MARK: lists

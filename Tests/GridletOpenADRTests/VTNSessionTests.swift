@@ -79,6 +79,7 @@ final class VTN {
             "POST https://auth.test/token",
             "GET https://vtn.test/oadr/programs?targets=group%201&targets=feeder-7&skip=0&limit=50",
             "GET https://vtn.test/oadr/events?programID=p1&targets=group%201&targets=feeder-7&skip=0&limit=50",
+            "GET https://vtn.test/oadr/notifiers",   // once an hour: this VTN has none
         ])
         let tokenRequest = vtn.transport.requests[1]
         #expect(String(decoding: tokenRequest.body ?? [], as: UTF8.self) == "grant_type=client_credentials&client_id=ven%201&client_secret=s3cr%26t")
@@ -196,7 +197,37 @@ final class VTN {
         }
         let p = try VTNSession(config: config(auth: nil), http: t, readFile: files).poll(nowMonoMs: 0, nowWallMs: 0)
         #expect(p.events.count == 51)
-        #expect(t.lines.last == "GET https://vtn.test/oadr/events?programID=p1&skip=50&limit=50")
+        #expect(t.lines.dropLast().last == "GET https://vtn.test/oadr/events?programID=p1&skip=50&limit=50")
+    }
+
+    @Test func theMQTTNotifierIsDiscoveredOnceAnHourAndNeverFailsThePoll() throws {
+        var notifiers = #"{"WEBHOOK":true,"MQTT":{"URIS":["https://no","mqtt://broker.test:1884"],"serialization":"JSON","authentication":{"method":"OAUTH2_BEARER_TOKEN","username":"{clientID}"}}}"#
+        let t = FakeTransport { (r) throws(HTTPError) -> HTTPResponse in
+            switch path(r) {
+            case let p where p.hasPrefix("/oadr/programs?"): return ok(programs)
+            case let p where p.hasPrefix("/oadr/events?"): return ok("[]")
+            case "/oadr/notifiers": return ok(notifiers)
+            case "/oadr/notifiers/mqtt/topics/programs/p1/events":
+                return ok(#"{"topics":{"CREATE":"programs/p1/events/create","UPDATE":"programs/p1/events/update","DELETE":"programs/p1/events/delete"}}"#)
+            default: return ok(#"{"access_token":"tk","token_type":"Bearer"}"#)
+            }
+        }
+        let c = config(auth: .clientCredentials(clientID: "ven-c", secretFile: "/secret", tokenURL: "https://auth.test/token", scope: nil))
+        let s = VTNSession(config: c, http: t, readFile: files)
+        var p = try s.poll(nowMonoMs: 0, nowWallMs: 0)
+        #expect(p.notifier == MQTTNotifier(scheme: "mqtt", host: "broker.test", port: 1884, auth: .bearer(username: "ven-c"),
+                                           topics: ["programs/p1/events/create", "programs/p1/events/update", "programs/p1/events/delete"]))
+        #expect(p.accessToken == "tk" && p.notifierProblem == nil)
+        t.requests = []
+        p = try s.poll(nowMonoMs: 60_000, nowWallMs: 60_000)
+        #expect(!t.lines.contains { $0.contains("/notifiers") } && p.notifier != nil)
+        notifiers = #"{"WEBHOOK":true,"MQTT":{"URIS":["mqtts://b"],"serialization":"JSON","authentication":{"method":"CERTIFICATE","caCert":"","clientCert":"","clientKey":""}}}"#
+        p = try s.poll(nowMonoMs: 3_700_000, nowWallMs: 3_700_000)
+        #expect(p.notifier == nil && p.events.isEmpty)
+        #expect(p.notifierProblem == "MQTT notifier unavailable (authentication CERTIFICATE is not supported (ANONYMOUS or OAUTH2_BEARER_TOKEN)); polling only")
+        #expect(mqttEndpoint("mqtts://[::1]") ?? ("", "", 0) == ("mqtts", "::1", 8883))
+        #expect(mqttEndpoint("tcp://h:99") ?? ("", "", 0) == ("mqtt", "h", 99))
+        #expect(mqttEndpoint("wss://h") == nil)
     }
 
     @Test func aBearerTokenFileIsSentAsIs() throws {

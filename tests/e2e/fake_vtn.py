@@ -1,8 +1,9 @@
 """A fake OpenADR 3.1.1 VTN for the e2e tests: Python's standard library http.server on
 127.0.0.1 and a free port, implementing what gridlet's VEN uses (GET /auth/server, POST
 /auth/token with OAuth2 client credentials, GET /programs, GET /events with programID, targets,
-skip and limit, ETag/If-None-Match), enforcing token expiry, and recording every request. The
-objects it serves are checked against the specification's openadr3.yaml (check_object)."""
+skip and limit, ETag/If-None-Match, GET /notifiers and the programmes' events topics when
+`mqtt_notifier` names a broker), enforcing token expiry, and recording every request. The objects
+it serves are checked against the specification's openadr3.yaml (check_object)."""
 import datetime
 import hashlib
 import json
@@ -75,6 +76,7 @@ class FakeVTN:
         self.raw_events_body = None
         self.requests = []        # (monotonic time, method, path, query dict, status)
         self.tls = tls            # (certfile, keyfile) or None
+        self.mqtt_notifier = None  # "mqtt://127.0.0.1:PORT": offer it at GET /notifiers
         self.server = None
         self.thread = None
 
@@ -181,6 +183,18 @@ class FakeVTN:
             return self._problem(h, 401, "Unauthorized", "missing, unknown or expired token")
         skip = int(query.get("skip", ["0"])[0])
         limit = int(query.get("limit", ["50"])[0])
+        if method == "GET" and path == "/notifiers":
+            body = {"WEBHOOK": True}
+            if self.mqtt_notifier:
+                body["MQTT"] = {"URIS": [self.mqtt_notifier], "serialization": "JSON", "authentication": {"method": "ANONYMOUS"}}
+            return self._reply(h, 200, check_object(body, "notifiersResponse"))
+        parts = path.split("/")
+        if method == "GET" and self.mqtt_notifier and len(parts) == 7 and parts[1:5] == ["notifiers", "mqtt", "topics", "programs"] \
+                and parts[6] == "events":
+            pid = parts[5]
+            topics = {"CREATE": f"programs/{pid}/events/create", "UPDATE": f"programs/{pid}/events/update",
+                      "DELETE": f"programs/{pid}/events/delete", "ALL": f"programs/{pid}/events/+"}
+            return self._reply(h, 200, check_object({"topics": topics}, "notifierTopicsResponse"))
         if method == "GET" and path == "/programs":
             with self.lock:
                 items = list(self.programs)

@@ -243,6 +243,43 @@ def test_a_site_with_openadr_and_no_mqtt(site, vtn):
     assert agent.stop() == 0
 
 
+def test_a_notification_makes_the_agent_read_within_a_second(site, vtn):
+    """The VTN offers an MQTT notifier (here the site's mosquitto): the agent subscribes to the
+    programme's event topics over a second connection; a notification makes it poll at once,
+    although its poll interval is 5 minutes."""
+    import paho.mqtt.client as mqtt
+    vtn.mqtt_notifier = f"mqtt://127.0.0.1:{site.broker.port}"
+    agent = Agent(site.workdir, openadr_config(site, vtn, site.workdir, poll="5m"))
+    agent.start()
+    n = wait_until(lambda: (status(agent)["notifier"] or {}).get("connected") and status(agent)["notifier"], 15,
+                   what="the notifier connection")
+    assert n["topics"] == ["programs/prog-vpp/events/+"] and n["uri"] == vtn.url.replace("http://", "mqtt://").rsplit(":", 1)[0] + f":{site.broker.port}"
+    ch = site.charger
+    wait_until(lambda: ch.last_value(5004) == 16, 15, what="the default setpoint")
+    polls_before = len(vtn.gets("/events"))
+    event = limit_event("evt-n", "prog-vpp", time.time() - 1, 120, [4.14])
+    vtn.set(events=[event])
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vtn-notifier")
+    pub.connect("127.0.0.1", site.broker.port)
+    pub.loop_start()
+    try:
+        # The spec's notification schema cannot be checked whole (its discriminator names a
+        # schema "EVENT" that does not exist): its parts are.
+        note = {"objectType": check_object("EVENT", "objectTypes"), "operation": "CREATE", "object": check_object(event, "event")}
+        sent = time.monotonic()
+        pub.publish("programs/prog-vpp/events/create", json.dumps(note), qos=1).wait_for_publish(5)
+        wait_until(lambda: len(vtn.gets("/events")) > polls_before, 5, interval=0.01, what="the re-read after the notification")
+        read = vtn.gets("/events")[polls_before][0]
+        assert read - sent < 1.0, f"re-read {read - sent:.3f} s after the notification"
+        wait_until(lambda: ch.last_value(5004) == 6, 5, what="the notified event applied")
+        wait_until(lambda: status(agent)["notifier"]["notifications"] >= 1, 5, what="the notification counted")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+    assert "OpenADR notifier connected to mqtt://127.0.0.1:" in agent.logtext()
+    assert agent.stop() == 0
+
+
 def test_served_objects_validate_against_the_specification():
     """The fake VTN's own objects are the specification's: a broken one is caught."""
     e = limit_event("e", "p", time.time(), 60, [1.0])
