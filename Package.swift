@@ -14,8 +14,8 @@ let package = Package(
         .systemLibrary(name: "CModbus"),
         .systemLibrary(name: "CMosquitto"),
         .systemLibrary(name: "CYAML"),
-        .systemLibrary(name: "CCurl"),
         .target(name: "CGridletSys"),
+        .target(name: "CCurl"),   // libcurl through dlopen (Sources/CCurl/include/ccurl.h)
         .target(name: "GridletSys", dependencies: ["CGridletSys"]),
         .target(name: "GridletCore"),
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),

@@ -46,7 +46,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         case CURLE_ABORTED_BY_CALLBACK: k = .stopped
         default: k = .other
         }
-        let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        let text = detail.isEmpty ? String(cString: gridlet_curl_easy_strerror(code)) : detail
         self.init(kind: k, code: Int32(bitPattern: code.rawValue), detail: text)
     }
 
@@ -68,13 +68,12 @@ public protocol HTTPTransport: AnyObject {
     func perform(_ request: HTTPRequest) throws(HTTPError) -> HTTPResponse
 }
 
-/// Call once from the main thread before any `CurlHTTP` exists (libcurl's global init is not
-/// thread safe on every build).
-public func httpGlobalInit() {
-    _ = curlInitialised
+/// Loads libcurl (dlopen, once; see CCurl) and runs its global init: call from the main thread
+/// before any VEN thread exists. nil when ready, else why not.
+@discardableResult
+public func httpGlobalInit() -> String? {
+    gridlet_curl_load().map { String(cString: $0) }
 }
-
-private let curlInitialised: Bool = curl_global_init(gridlet_curl_global_default) == CURLE_OK
 
 /// HTTP(S) over one libcurl easy handle, reused so polls keep their connection. Peer and host
 /// verification are always on; only http and https; no redirects; a time limit per request; an
@@ -88,8 +87,8 @@ public final class CurlHTTP: HTTPTransport {
     ///   clean stop does not wait for the request time limit).
     public init(caFile: String?, timeoutMs: Int64, maxBodyBytes: Int = 4 << 20,
                 shouldStop: @escaping @Sendable () -> Bool = { false }) throws(HTTPError) {
-        httpGlobalInit()
-        guard let h = curl_easy_init() else { throw HTTPError(kind: .other, detail: "curl_easy_init failed") }
+        if let why = httpGlobalInit() { throw HTTPError(kind: .other, detail: why) }
+        guard let h = gridlet_curl_easy_init() else { throw HTTPError(kind: .other, detail: "curl_easy_init failed") }
         handle = h
         errorBuffer = .allocate(capacity: gridlet_curl_error_size)
         errorBuffer.initialize(repeating: 0, count: gridlet_curl_error_size)
@@ -114,14 +113,14 @@ public final class CurlHTTP: HTTPTransport {
         set(gridlet_curl_setopt_long(h, CURLOPT_NOPROGRESS, 0))
         if rc != CURLE_OK {
             let e = HTTPError(curl: rc, detail: "")
-            curl_easy_cleanup(h)
+            gridlet_curl_easy_cleanup(h)
             errorBuffer.deallocate()
             throw e
         }
     }
 
     deinit {
-        curl_easy_cleanup(handle)
+        gridlet_curl_easy_cleanup(handle)
         errorBuffer.deallocate()
     }
 
@@ -129,8 +128,8 @@ public final class CurlHTTP: HTTPTransport {
         sink.reset()
         errorBuffer[0] = 0
         var headers: UnsafeMutablePointer<curl_slist>? = nil
-        for h in request.headers { headers = curl_slist_append(headers, h) }
-        defer { curl_slist_free_all(headers) }
+        for h in request.headers { headers = gridlet_curl_slist_append(headers, h) }
+        defer { gridlet_curl_slist_free_all(headers) }
         let h = handle
         var rc = gridlet_curl_setopt_string(h, CURLOPT_URL, request.url)
         if rc == CURLE_OK { rc = gridlet_curl_setopt_slist(h, CURLOPT_HTTPHEADER, headers) }
@@ -150,7 +149,7 @@ public final class CurlHTTP: HTTPTransport {
             if bytes.isEmpty { bytes = [0] }
             rc = bytes.withUnsafeMutableBytes { gridlet_curl_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, $0.baseAddress) }
         }
-        if rc == CURLE_OK { rc = curl_easy_perform(h) }
+        if rc == CURLE_OK { rc = gridlet_curl_easy_perform(h) }
         if rc != CURLE_OK {
             if sink.overflowed { throw HTTPError(kind: .tooLarge, detail: "more than \(sink.limit) bytes from \(request.line)") }
             throw HTTPError(curl: rc, detail: String(cString: errorBuffer))
@@ -163,7 +162,7 @@ public final class CurlHTTP: HTTPTransport {
     /// The last value of a response header, or nil.
     func header(_ name: String) -> String? {
         var out: UnsafeMutablePointer<curl_header>? = nil
-        guard curl_easy_header(handle, name, 0, gridlet_curlh_header, -1, &out) == CURLHE_OK, let v = out?.pointee.value else { return nil }
+        guard gridlet_curl_easy_header(handle, name, 0, gridlet_curlh_header, -1, &out) == CURLHE_OK, let v = out?.pointee.value else { return nil }
         return String(cString: v)
     }
 }
