@@ -15,14 +15,17 @@ let package = Package(
         .systemLibrary(name: "CMosquitto"),
         .systemLibrary(name: "CYAML"),
         .target(name: "CGridletSys"),
+        .target(name: "CCurl"),   // libcurl through dlopen (Sources/CCurl/include/ccurl.h)
         .target(name: "GridletSys", dependencies: ["CGridletSys"]),
         .target(name: "GridletCore"),
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
         .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletSys", "GridletCore"]),
         .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletSys"]),
         .target(name: "GridletQueue"),
+        .target(name: "GridletOpenADR", dependencies: ["CCurl", "GridletCore", "GridletSys"]),
         .target(name: "GridletAgent", dependencies: [
             "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys", "GridletSys",
+            "GridletOpenADR",
         ]),
         .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue", "GridletSys"]),
         .executableTarget(name: "gridlet", dependencies: [
@@ -36,9 +39,10 @@ let package = Package(
         .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue"]),
         .testTarget(name: "GridletMQTTTests", dependencies: ["GridletMQTT"]),
         .testTarget(name: "GridletAgentTests", dependencies: [
-            "GridletAgent", "GridletCore", "GridletModbus", "GridletMQTT", "GridletQueue", "GridletYAML",
+            "GridletAgent", "GridletCore", "GridletModbus", "GridletMQTT", "GridletQueue", "GridletYAML", "GridletOpenADR",
         ]),
         .testTarget(name: "GridletSysTests", dependencies: ["GridletSys"]),
+        .testTarget(name: "GridletOpenADRTests", dependencies: ["GridletOpenADR", "GridletCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

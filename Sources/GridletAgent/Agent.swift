@@ -2,6 +2,7 @@ import Glibc
 import GridletCore
 import GridletModbus
 import GridletMQTT
+import GridletOpenADR
 import GridletQueue
 import GridletSys
 import Synchronization
@@ -23,6 +24,7 @@ enum AgentInput: Sendable {
     case wrotePower(device: Int, register: PowerRegister, value: Double, result: Result<[UInt16], ModbusError>)
     case local(LocalRequest)
     case stored(StateWriteResult)
+    case openADR(VENReport)
 }
 
 public struct AgentError: Error, Sendable, CustomStringConvertible {
@@ -49,6 +51,8 @@ public final class Agent {
     let mailbox = Mailbox<AgentInput>()
     let notify = SystemdNotify()
     var mqtt: (any MQTTPort)?
+    /// The OpenADR VEN, when configured (AgentOpenADR.swift).
+    var openADR: OpenADRSide?
 
     // The state machines.
     var engine: ControlEngine
@@ -151,6 +155,7 @@ public final class Agent {
         restoreControlState()
         commSaveCadence = Cadence(intervalMs: min(30_000, max(1000, c.commLossTimeoutMs / 4)))
         restoreComm()
+        openADR = Agent.openADRSide(config: config, ports: ports, mailbox: mailbox)
     }
 
     // MARK: run
@@ -175,8 +180,17 @@ public final class Agent {
     /// Everything up to the first turn: the ledger resumed, the broker session started, the
     /// local socket serving.
     func start() throws(AgentError) {
-        log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(devices.count) device(s), broker \(config.mqtt.host):\(config.mqtt.port), queue \(queue.stats.records) record(s) pending")
+        log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(devices.count) device(s), broker \(config.mqttEnabled ? "\(config.mqtt.host):\(config.mqtt.port)" : "none (OpenADR only)"), queue \(queue.stats.records) record(s) pending")
         resumeLedger()
+        let box = mailbox
+        if config.mqttEnabled { try startMQTT() }
+        try startOpenADR()
+        status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
+        status?.update(snapshot: statusJSON(nowWall: time.wallMs()))   // never answer with an empty snapshot
+        status?.start()
+    }
+
+    func startMQTT() throws(AgentError) {
         let box = mailbox
         let options = try mqttOptions()
         do throws(MQTTError) {
@@ -190,9 +204,6 @@ public final class Agent {
         } catch {
             throw AgentError("MQTT: \(error); check the mqtt section (host, port, tls files)")
         }
-        status?.controlLoop.withLock { $0 = ControlLoopChannel(post: { box.post(.local($0)) }) }
-        status?.update(snapshot: statusJSON(nowWall: time.wallMs()))   // never answer with an empty snapshot
-        status?.start()
     }
 
     /// One turn of the control loop: waits up to `waitMs` for inputs, handles them, then lets the
@@ -222,6 +233,7 @@ public final class Agent {
         }
         mqtt?.stop()
         mqtt = nil
+        openADR?.stop()
         status?.stop()
         for b in buses { b.stop() }
         saveComm(nowWall: time.wallMs(), durable: true)
@@ -305,6 +317,8 @@ public final class Agent {
             if let answer = answerLocal(request, nowWall: nowWall) { request.reply(answer) }
         case let .stored(result):
             stored(result)
+        case let .openADR(report):
+            handleOpenADR(report, nowWall: nowWall)
         }
     }
 
@@ -325,7 +339,7 @@ public final class Agent {
             devices[i].poll { result in box.post(.polled(device: i, result: result)) }
         }
         control(nowWall: nowWall, nowMono: nowMono)
-        if telemetryCadence.due(nowMs: nowMono) { produceTelemetry(nowWall: nowWall) }
+        if telemetryCadence.due(nowMs: nowMono), config.mqttEnabled { produceTelemetry(nowWall: nowWall) }
         if commSaveCadence.due(nowMs: nowMono) { saveComm(nowWall: nowWall, durable: false) }
         pump()
         // The state gate is asked every turn (a source change goes out at once); the status

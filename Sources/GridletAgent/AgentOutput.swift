@@ -100,7 +100,7 @@ extension Agent {
                                ("oldest_age_s", oldest), ("dropped", .number(Double(st.droppedRecords))),
                                ("next_seq", .number(Double(st.nextSeq))), ("skipped_on_recovery", .number(Double(st.skippedOnRecovery))),
                                ("ok", .bool(st.ok)), ("last_error", st.lastIOError.map { .string($0.description) } ?? .null)])),
-            ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", .string("\(config.mqtt.host):\(config.mqtt.port)")),
+            ("mqtt", .object([("connected", .bool(pipeline.connected)), ("broker", config.mqttEnabled ? .string("\(config.mqtt.host):\(config.mqtt.port)") : .null),
                               ("in_flight", .number(Double(pipeline.inFlight))), ("published", .number(Double(pipeline.published))),
                               ("acked", .number(Double(pipeline.acked))),
                               ("commands_dropped", .number(Double(commandsDropped))), ("last_error", lastMQTTError.map { .string($0) } ?? .null),
@@ -110,6 +110,7 @@ extension Agent {
                                            ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))
             })),
             ("stored_events", .array(engine.events.map { .string($0.id) })),
+            ("openadr", openADR?.statusJSON() ?? .null),
             ("loop", .object([("turns", .number(Double(loopTurns.count))),
                               ("max_turn_ms", .number(Double(loopTurns.maxUs) / 1000)),
                               ("turns_over_10ms", .number(Double(loopTurns.over10ms)))])),

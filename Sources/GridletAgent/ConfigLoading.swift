@@ -65,6 +65,10 @@ public enum ConfigLoading {
                                 message: "cannot read \(p): \(String(cString: strerror(errno)))", file: file)
             }
         }
+        for (key, p) in config.openADR?.files ?? [] where access(p, R_OK) != 0 {
+            throw YAMLError(path: "openadr.\(key)", line: line(root, section: "openadr", key: key.split(separator: ".").first.map(String.init) ?? key),
+                            message: "cannot read \(p): \(String(cString: strerror(errno)))", file: file)
+        }
         return Loaded(config: config, profiles: profiles)
     }
 

@@ -1,6 +1,7 @@
 import GridletCore
 import GridletModbus
 import GridletMQTT
+import GridletOpenADR
 import GridletQueue
 import GridletSys
 
@@ -91,6 +92,8 @@ struct AgentPorts {
     var makeMQTT: (MQTTClientOptions, @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) -> any MQTTPort
     /// The local CLI socket, nil when unavailable (or in tests).
     var status: StatusServer?
+    /// Makes the OpenADR VEN for `openadr:`; its reports go to the handler (from its thread). nil: none.
+    var makeVEN: ((OpenADRConfig, @escaping @Sendable (VENReport) -> Void) -> any VENPort)?
     /// Makes the store for the state files; its results go to the handler (from its thread).
     var makeStateStore: (@escaping @Sendable (StateWriteResult) -> Void) throws(Errno) -> any StateStore = { done in
         ImmediateStateStore(done: done)

@@ -16,7 +16,8 @@ enum Reports {
     static func events(_ events: [DispatchEvent], active: [String], source: String) -> String {
         let list: [JSONValue] = events.map { e in
             var o: [(String, JSONValue)] = [
-                ("id", .string(e.id)), ("limit_w", .number(e.limitW)), ("primacy", .number(Double(e.primacy))),
+                ("id", .string(e.id)), ("source", .string(OpenADREvents.owns(e.id) ? "openadr" : "mqtt")),
+                ("limit_w", .number(e.limitW)), ("primacy", .number(Double(e.primacy))),
                 ("created", .string(Timestamp.format(ms: e.createdMs))),
                 ("start", .string(Timestamp.format(ms: e.startMs))),
                 ("effective_start", .string(Timestamp.format(ms: e.effectiveStartMs))),

@@ -81,6 +81,10 @@ public struct StatusText {
                                detail: (failed ? "queue FAILED, refusing writes: " : "queue recovered from an I/O error: ")
                                    + "\(e); check the disk under site.state_dir (operations.md, \"Queue I/O error\")"))
         }
+        if let o = status["openadr"], o != .null, o["ok"]?.boolValue == false {
+            out.append(Problem(short: "VTN failing",
+                               detail: "OpenADR VTN \(o["vtn"]?.stringValue ?? "?") failing: \(o["last_error"]?["message"]?.stringValue ?? "?"); see docs/openadr.md"))
+        }
         if let dropped = mqtt?["commands_dropped"]?.doubleValue, dropped > 0 {
             out.append(Problem(short: "commands dropped",
                                detail: "\(Int(dropped)) command\(dropped == 1 ? "" : "s") dropped unanswered (mailbox full); the sender re-sends what got no reply"))
@@ -150,6 +154,11 @@ public struct StatusText {
         row("clock", state?["clock_synced"]?.boolValue == false ? "NOT synchronised" : "synchronised")
         let mqtt = status["mqtt"]
         row("broker", (mqtt?["connected"]?.boolValue == true ? "connected to " : "NOT connected to ") + (mqtt?["broker"]?.stringValue ?? "?"))
+        if let o = status["openadr"], o != .null {
+            let state = o["ok"]?.boolValue == true ? "ok" : "FAILING: " + (o["last_error"]?["message"]?.stringValue ?? "?")
+            let last = timestamp(o["last_poll"]).map { ", last poll " + when($0) } ?? ""
+            row("openadr", "\(o["vtn"]?.stringValue ?? "?") \(state)\(last), \((o["events"]?.arrayValue ?? []).count) event(s)")
+        }
         row("queue", queueText)
         for (name, d) in status["devices"]?.objectValue ?? [] { row(name, deviceText(name, d)) }
         for (name, b) in status["buses"]?.objectValue ?? [] {

@@ -110,6 +110,7 @@ public enum CommandParser {
             case "cancel":
                 var f = Fields(object, path: "")
                 let id = try f.requiredID("id")
+                try f.notOpenADR(id, "id")
                 let r = try f.int("randomize_s", 0...86_400) ?? 0
                 try f.finish()
                 parsed.result = .success(.cancel(id: id, randomizeS: r))
@@ -137,6 +138,7 @@ public enum CommandParser {
     static func event(_ object: [(String, JSONValue)], path: String, nowMs: Int64) throws(CommandError) -> DispatchEvent {
         var f = Fields(object, path: path)
         let id = try f.requiredID("id")
+        try f.notOpenADR(id, "id")
         let givenCreated = try f.time("created")
         let givenStart = try f.time("start")
         let created = givenCreated ?? nowMs
@@ -226,6 +228,13 @@ struct Fields {
         guard let s = v.stringValue else { throw invalid(key, "\(key) must be a string") }
         guard CommandParser.validID(s) else { throw invalid(key, "\(key) must be 1 to 64 characters from A-Z a-z 0-9 _ . : -") }
         return s
+    }
+
+    /// Ids starting with `oadr:` belong to the OpenADR VTN's events: MQTT can neither set nor cancel them.
+    func notOpenADR(_ id: String, _ key: String) throws(CommandError) {
+        if OpenADREvents.owns(id) {
+            throw invalid(key, "ids starting with '\(OpenADREvents.idPrefix)' are reserved for events from the OpenADR VTN")
+        }
     }
 
     mutating func time(_ key: String) throws(CommandError) -> Int64? {

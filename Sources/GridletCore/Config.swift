@@ -16,6 +16,11 @@ public struct GridletConfig: Sendable, Equatable {
     public var board: String?
     /// `homeassistant:` (MQTT discovery for Home Assistant; off by default).
     public var homeAssistant = HomeAssistantConfig()
+    /// `openadr:`: the OpenADR 3.1 VEN beside the MQTT API (OpenADRConfig.swift); nil = none.
+    public var openADR: OpenADRConfig?
+    /// False when the file has no `mqtt:` (allowed with `openadr:`): no broker session, no
+    /// telemetry; `mqtt` then holds defaults that are not used.
+    public var mqttEnabled = true
 
     public init(site: SiteConfig, buses: [BusConfig], devices: [DeviceConfig], mqtt: MQTTConfig,
                 telemetry: TelemetryConfig, queue: QueueConfig, control: ControlConfig,

@@ -24,7 +24,7 @@ struct ConfigDecoder {
     let file: String?
 
     static let topKeys = ["site", "buses", "devices", "mqtt", "telemetry", "queue", "control", "schedules", "holidays", "log", "board",
-                          "homeassistant"]
+                          "homeassistant", "openadr"]
     static let siteKeys = ["id", "timezone", "state_dir", "socket", "nominal_voltage", "max_import_w", "max_export_w"]
     static let rtuOnlyKeys = ["device", "baud", "parity", "data_bits", "stop_bits", "rs485", "rs485_mode", "rts_delay_us"]
     static let tcpOnlyKeys = ["host", "port"]
@@ -89,8 +89,13 @@ struct ConfigDecoder {
             devices.append(dev)
         }
 
-        guard var mqttMap = try top.map("mqtt") else { throw sectionMissing(top, "mqtt") }
-        let mqtt = try decodeMQTT(&mqttMap, siteID: site.id)
+        // mqtt: may be left out when openadr: is there (docs/openadr.md); it then holds defaults.
+        var mqtt = MQTTConfig(host: "", clientID: "gridlet-\(site.id)")
+        let mqttEnabled = top.has("mqtt") || !top.has("openadr")
+        if mqttEnabled {
+            guard var mqttMap = try top.map("mqtt") else { throw sectionMissing(top, "mqtt") }
+            mqtt = try decodeMQTT(&mqttMap, siteID: site.id)
+        }
 
         var telemetry = TelemetryConfig()
         if var m = try top.map("telemetry") { telemetry = try decodeTelemetry(&m) }
@@ -129,12 +134,16 @@ struct ConfigDecoder {
         let board = try top.string("board")   // applied before decoding (GridletYAML BoardDefaults)
         var homeAssistant = HomeAssistantConfig()
         if var m = try top.map("homeassistant") { homeAssistant = try decodeHomeAssistant(&m) }
+        var openADR: OpenADRConfig?
+        if var m = try top.map("openadr") { openADR = try decodeOpenADR(&m, siteID: site.id) }   // OpenADRConfig.swift
         try top.finish()
         var config = GridletConfig(site: site, buses: buses, devices: devices, mqtt: mqtt, telemetry: telemetry,
                                    queue: queue, control: control, schedules: schedules, holidays: holidays)
         config.log = log
         config.board = board
         config.homeAssistant = homeAssistant
+        config.openADR = openADR
+        config.mqttEnabled = mqttEnabled
         return config
     }
 

@@ -141,11 +141,12 @@ public struct ControlEngine: Sendable {
             if let stale = versionCheck(.events, version: version, digest: digest) { return stale }
             eventsDigest = digest
             var responses: [EventResponse] = []
+            // The set replaces the MQTT events; OpenADR's are replaced by `replaceOpenADR` only.
             let keep = Set(set.map(\.id))
-            for old in events where !keep.contains(old.id) && old.isLive {
+            for old in events where !keep.contains(old.id) && old.isLive && !OpenADREvents.owns(old.id) {
                 responses.append(EventResponse(event: old.id, status: .cancelled, atMs: nowMs))
             }
-            events.removeAll { !keep.contains($0.id) }
+            events.removeAll { !keep.contains($0.id) && !OpenADREvents.owns($0.id) }
             for e in set {
                 responses += upsert(e, nowMs: nowMs).responses
             }
@@ -257,7 +258,7 @@ public struct ControlEngine: Sendable {
                                                              effectiveStartMs: w.startMs)], changed: true)
     }
 
-    private mutating func upsert(_ incoming: DispatchEvent, nowMs: Int64) -> Outcome {
+    mutating func upsert(_ incoming: DispatchEvent, nowMs: Int64) -> Outcome {
         var e = incoming
         guard settings.hasControllableDevice else {
             // Nothing at this site can follow a limit (a meter-only site): understood, not applicable.
@@ -308,7 +309,7 @@ public struct ControlEngine: Sendable {
     /// Marks superseded (response 7) every live event that wins no instant of the rest of its window
     /// [max(effective start, now), effective end) against the other live stored events (SPEC §2).
     /// Superseded events never change another event's outcome (precedence is a total order), so one pass is exact.
-    private mutating func supersede(nowMs: Int64) -> [EventResponse] {
+    mutating func supersede(nowMs: Int64) -> [EventResponse] {
         var responses: [EventResponse] = []
         let live = events.filter(\.isLive)
         for i in events.indices where events[i].isLive {

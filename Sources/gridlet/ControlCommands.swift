@@ -41,7 +41,7 @@ struct Events: ParsableCommand {
             if e["superseded"]?.boolValue == true { flags.append("superseded") }
             if e["opt_out_allowed"]?.boolValue == true { flags.append("opt-out allowed") }
             let limit = e["limit_w"]?.doubleValue.map { JSONValue.format($0) } ?? "?"
-            print("\(e["id"]?.stringValue ?? "?")  \(limit) W  primacy \(e["primacy"]?.doubleValue.map { JSONValue.format($0) } ?? "?")  "
+            print("\(e["id"]?.stringValue ?? "?")  [\(e["source"]?.stringValue ?? "mqtt")]  \(limit) W  primacy \(e["primacy"]?.doubleValue.map { JSONValue.format($0) } ?? "?")  "
                 + "\(e["effective_start"]?.stringValue ?? "?") -> \(e["end"]?.stringValue ?? "?")  \(flags.joined(separator: ", "))")
         }
     }

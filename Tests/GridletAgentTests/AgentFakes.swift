@@ -127,6 +127,7 @@ final class AgentHarness {
     /// `evse`: another charger line for the config (with `chargerProfile` to match), e.g. a
     /// bidirectional device.
     init(control: String = "", chargerProfile: DeviceProfile? = nil, evse: String? = nil, site: String = "",
+         ven: FakeVEN? = nil, mqttEnabled: Bool = true,
          prepare: (String) -> Void = { _ in }) throws {
         var template = Array("/tmp/gridlet-agent-test-XXXXXX".utf8CString)
         let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
@@ -147,7 +148,8 @@ final class AgentHarness {
               min_dwell: 0s
             \(control)
             """
-        let config = try GridletConfig.parse(text: text, profileExists: { _ in true })
+        var config = try GridletConfig.parse(text: text, profileExists: { _ in true })
+        config.mqttEnabled = mqttEnabled
         let meterProfile = try #require(try ProfileLibrary.builtin(named: "eastron-sdm630"))
         let builtinEvse = try ProfileLibrary.builtin(named: "vestel-evc04")
         let evseProfile = try #require(chargerProfile ?? builtinEvse)
@@ -159,6 +161,7 @@ final class AgentHarness {
                                makeMQTT: { _, handler throws(MQTTError) in fake.handler = handler; return fake })
         let box = StoreBox()
         ports.makeStateStore = { done in let s = ImmediateStateStore(done: done); box.store = s; return s }
+        if let ven { ports.makeVEN = { _, report in ven.report = report; return ven } }   // OpenADRWiringTests
         agent = try Agent(config: config, ports: ports, logger: Logger(label: "test", minimum: .error))
         store = box.store
         try agent.start()

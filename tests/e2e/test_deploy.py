@@ -229,7 +229,7 @@ def test_deb_contents_metadata_and_extracted_tree(workdir):
 
     assert field("Package") == "gridlet"
     depends = [d.strip().split(" ")[0] for d in field("Depends").split(",")]
-    for dep in ("libmodbus5", "libmosquitto1", "libyaml-0-2", "adduser"):
+    for dep in ("libmodbus5", "libmosquitto1", "libyaml-0-2", "libcurl4", "adduser"):
         assert dep in depends, depends
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     assert field("Architecture") == arch
