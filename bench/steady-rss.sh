@@ -2,6 +2,7 @@
 # Measures gridlet's steady memory (VmHWM, VmRSS) and CPU time while it polls two devices
 # (a simulated SDM630 meter and Vestel EVC04 charger) at 1 s and publishes telemetry every 1 s
 # to a local mosquitto, plus the stripped release binary's size.
+# Ends with the smaps breakdown of the resident set (bench/smaps.py).
 # usage: bench/steady-rss.sh [SECONDS]   (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,7 @@ tck=$(getconf CLK_TCK)
 size=$(stat -c %s "$bin")
 echo "binary_bytes=$size"
 echo "vmhwm_kib=$hwm vmrss_kib=$rss after ${secs}s"
-echo "cpu_s=$(python3 -c "print(round(($ut+$st)/$tck, 2))") over ${secs}s (2 devices at 1 s, telemetry 1 s)"
+threads=$(ls /proc/$gp/task | wc -l)
+echo "cpu_s=$(python3 -c "print(round(($ut+$st)/$tck, 2))") over ${secs}s (2 devices at 1 s, telemetry 1 s); threads=$threads"
+echo "where the resident memory is (bench/smaps.py):"
+python3 bench/smaps.py "$gp" 16

@@ -26,29 +26,57 @@ void gridlet_set_thread_name(const char *name) {
 #include <unistd.h>
 #include <limits.h>
 
-long gridlet_trim_code_pages(void) {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return -1;
-    exe[n] = 0;
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (!f) return -1;
-    char line[PATH_MAX + 256];
-    long total = 0;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long lo, hi;
-        char perms[8];
-        int path_at = 0;
-        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3 || path_at == 0) continue;
-        char *path = line + path_at;
-        size_t len = strlen(path);
-        if (len && path[len - 1] == '\n') path[len - 1] = 0;
-        if (strcmp(path, exe) != 0 || strcmp(perms, "r-xp") != 0) continue;
-        madvise((void *)lo, hi - lo, MADV_RANDOM);
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
-        total += (long)(hi - lo);
+#include <link.h>
+#include <elf.h>
+
+/* Drops this process's mappings of pages that are never written: every PT_LOAD segment without
+ * PF_W of the executable and of each loaded shared library (code, read-only data, and the symbol
+ * and relocation tables the dynamic loader read once at start-up). They are clean file pages, so
+ * MADV_DONTNEED only unmaps them; the ones in use fault in again. Writable segments (including
+ * the RELRO part holding relocated pointers) and objects with text relocations are left alone:
+ * dropping their private copies would undo the relocations. Returns the bytes advised. */
+static int has_textrel(const struct dl_phdr_info *info) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        if (info->dlpi_phdr[i].p_type != PT_DYNAMIC) continue;
+        const ElfW(Dyn) *d = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+        for (; d->d_tag != DT_NULL; d++) {
+            if (d->d_tag == DT_TEXTREL) return 1;
+            if (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)) return 1;
+        }
     }
-    fclose(f);
+    return 0;
+}
+
+static int trim_object(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    long *total = data;
+    if (info->dlpi_name && strncmp(info->dlpi_name, "linux-vdso", 10) == 0) return 0;
+    if (has_textrel(info)) return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W)) continue;
+        uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(page - 1);
+        uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + page - 1) & ~(uintptr_t)(page - 1);
+        /* A read-only segment never shares a page with a writable one in these objects (-z
+         * separate-code, page-aligned PT_LOADs); check anyway and keep a shared boundary page. */
+        for (int j = 0; j < info->dlpi_phnum; j++) {
+            const ElfW(Phdr) *w = &info->dlpi_phdr[j];
+            if (w->p_type != PT_LOAD || !(w->p_flags & PF_W)) continue;
+            uintptr_t wlo = (info->dlpi_addr + w->p_vaddr) & ~(uintptr_t)(page - 1);
+            uintptr_t whi = (info->dlpi_addr + w->p_vaddr + w->p_memsz + page - 1) & ~(uintptr_t)(page - 1);
+            if (wlo < hi && whi > lo) { if (wlo <= lo) lo = whi; else hi = wlo; }
+        }
+        if (hi <= lo) continue;
+        if (ph->p_flags & PF_X) madvise((void *)lo, hi - lo, MADV_RANDOM);
+        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) *total += (long)(hi - lo);
+    }
+    return 0;
+}
+
+long gridlet_trim_code_pages(void) {
+    long total = 0;
+    dl_iterate_phdr(trim_object, &total);
     return total;
 }
 

@@ -9,10 +9,12 @@ int gridlet_clock_synchronised(void);
 /* Names the calling thread (pthread_setname_np, 15 chars max). */
 void gridlet_set_thread_name(const char *name);
 
-/* Marks the executable's own code mapping MADV_RANDOM (no read-ahead or fault-around beyond
-   what is executed) and drops the code pages mapped so far, so the resident set holds the code
-   actually in use. Only the r-xp mapping of /proc/self/exe is touched (clean, file-backed
-   pages that simply fault in again). Returns the bytes advised, or -1. */
+/* Unmaps the pages of every segment that is never written (no PF_W PT_LOAD: code, read-only
+   data, symbol and relocation tables) of the executable and each loaded shared library, and marks
+   the code MADV_RANDOM (no read-ahead on refault). They are clean file-backed pages that fault in
+   again as used, so the resident set holds what is in use (plus the kernel's fault-around) instead
+   of what start-up and the dynamic loader touched once. Writable segments (RELRO included) and
+   objects with text relocations are left alone. Returns the bytes advised. */
 long gridlet_trim_code_pages(void);
 
 /* RTS line control for user-space RS-485 direction switching (installed as libmodbus's custom
