@@ -279,6 +279,54 @@ def measure_fast(tool, sub, interval_s, warmup, seconds):
         stop(p)
 
 
+def wakeups(pid):
+    """Context switches (voluntary + involuntary) of all of a process's threads so far: each is a
+    thread going to sleep or being preempted, i.e. about one wake-up each."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def cpu_ns_threads(pid):
+    """CPU time of all of a process's current threads in seconds, from /proc/PID/task/*/schedstat
+    (nanoseconds; utime+stime in /proc/PID/stat count 10 ms ticks, too coarse for ~0.05 s)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass
+    return total / 1e9
+
+
+def measure_equal(tool, sub, interval_s, warmup, seconds):
+    """Equal work: the same two devices (units 1 and 2) polled and published every interval_s by
+    every tool, for the same time; cycles counted on device 1's topic as in measure_fast."""
+    sub.reset()
+    p = tool.start([1, 2], interval_s, fast=interval_s < 1)
+    try:
+        time.sleep(warmup)
+        if p.poll() is not None:
+            raise RuntimeError(f"{tool.name} exited with {p.returncode}")
+        c0, u0, w0, t0 = sub.n(tool.marker), cpu_ns_threads(p.pid), wakeups(p.pid), time.monotonic()
+        time.sleep(seconds)
+        c1, u1, w1, t1 = sub.n(tool.marker), cpu_ns_threads(p.pid), wakeups(p.pid), time.monotonic()
+        cycles = c1 - c0
+        return {"interval_s": interval_s, "seconds": t1 - t0, "cycles": cycles, "rate_per_s": cycles / (t1 - t0),
+                "cpu_s": u1 - u0, "cpu_s_per_1000": (u1 - u0) / cycles * 1000 if cycles else None,
+                "wakeups_per_s": (w1 - w0) / (t1 - t0)}
+    finally:
+        stop(p)
+
+
 def measure_dispatch(env, sub, n):
     charger_port = free_port()
     log = os.path.join(env.work, "charger-writes.jsonl")
@@ -379,6 +427,8 @@ def main():
     ap.add_argument("--steady-s", type=float, default=60)
     ap.add_argument("--fast-s", type=float, default=20)
     ap.add_argument("--dispatch-n", type=int, default=100)
+    ap.add_argument("--equal-s", type=float, default=30,
+                    help="seconds per tool and interval of the equal-rate rows (2 devices at 1 s and at 0.1 s); 0 = skip")
     ap.add_argument("--only-dispatch", action="store_true", help="measure the dispatch latency only")
     ap.add_argument("--broker-nodelay", action="store_true",
                     help="run mosquitto with set_tcp_nodelay true (Nagle off on the broker's sockets)")
@@ -414,8 +464,12 @@ def main():
             tools.append((Modbus2MQTT(env), 0.01))
         for tool, fast_interval in tools:
             r = {}
-            for what, fn in (("steady", lambda: measure_steady(tool, sub, a.steady_s)),
-                             ("fast", lambda: measure_fast(tool, sub, fast_interval, 3, a.fast_s))):
+            runs = [("steady", lambda: measure_steady(tool, sub, a.steady_s)),
+                    ("fast", lambda: measure_fast(tool, sub, fast_interval, 3, a.fast_s))]
+            if a.equal_s > 0:
+                runs += [("equal_1s", lambda: measure_equal(tool, sub, 1, 3, a.equal_s)),
+                         ("equal_100ms", lambda: measure_equal(tool, sub, 0.1, 3, a.equal_s))]
+            for what, fn in runs:
                 try:
                     r[what] = fn()
                 except Exception as e:  # a tool that fails is reported, not hidden
@@ -456,6 +510,22 @@ def main():
               f"{fmt(s.get('vmhwm_kib'), ',')} | {fmt(f.get('interval_s'), 'g')} s | {fmt(f.get('rate_per_s'), '.1f')} | "
               f"{fmt(f.get('cpu_s_per_1000'), '.3f')} |"
               + (f" error: {s.get('error') or f.get('error')}" if "error" in s or "error" in f else ""))
+    if a.equal_s > 0:
+        print()
+        print(f"Equal work: 2 devices polled and published every interval by each tool, {a.equal_s:g} s each, cycles = device 1's messages")
+        print()
+        print("| tool | interval | cycles/s | CPU s (schedstat) | CPU s per 1,000 cycles | wake-ups/s (context switches, all threads) |")
+        print("|---|---|---|---|---|---|")
+        for key in ("equal_1s", "equal_100ms"):
+            for name, r in results.items():
+                e = r.get(key)
+                if e is None:
+                    continue
+                if "error" in e:
+                    print(f"| {name} | {key[6:]} | n/a | n/a | n/a | n/a | error: {e['error']}")
+                    continue
+                print(f"| {name} | {e['interval_s']:g} s | {fmt(e.get('rate_per_s'), '.2f')} | {fmt(e.get('cpu_s'), '.3f')} | "
+                      f"{fmt(e.get('cpu_s_per_1000'), '.3f')} | {fmt(e.get('wakeups_per_s'), '.1f')} |")
     d = results["gridlet"].get("dispatch", {})
     print()
     print(f"gridlet dispatch ({d.get('n')} commands): published -> register written p50 {fmt(d.get('write_p50_ms'), '.1f')} ms, "
