@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
         .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletSys", "GridletCore"]),
         .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletSys"]),
-        .target(name: "GridletQueue"),
+        .target(name: "GridletQueue", dependencies: ["GridletSys"]),
         .target(name: "GridletOpenADR", dependencies: ["CCurl", "GridletCore", "GridletSys"]),
         .target(name: "GridletAgent", dependencies: [
             "GridletCore", "GridletYAML", "GridletModbus", "GridletMQTT", "GridletQueue", "CGridletSys", "GridletSys",

@@ -25,6 +25,8 @@ enum AgentInput: Sendable {
     case local(LocalRequest)
     case stored(StateWriteResult)
     case openADR(VENReport)
+    /// A background fdatasync of the queue finished (errno 0) or failed.
+    case queueSynced(id: UInt64, errno: Int32)
 }
 
 public struct AgentError: Error, Sendable, CustomStringConvertible {
@@ -85,6 +87,12 @@ public final class Agent {
     var loopTurns = TurnTimes()
     /// Set when the queue could not be reopened after an I/O error: the loop stops, `run` throws.
     var queueFatal: AgentError?
+    /// Runs the queue's fdatasync off the loop (nil: the queue syncs inline).
+    var queueSyncer: QueueSyncer?
+    /// `sync: always` with background syncs: appended records the broker gets once they are synced.
+    var awaitingSync: [UInt64] = []
+    /// A ledger save waiting for the queue to hold its records durably (seq bound).
+    var ledgerSaveAfterSeq: UInt64?
 
     // Cadences of the control loop.
     var telemetryCadence: Cadence
@@ -131,6 +139,15 @@ public final class Agent {
             stateStore = try ports.makeStateStore { box.post(.stored($0)) }
         } catch {
             throw AgentError("cannot start the state writer thread: \(error)")
+        }
+        if let make = ports.makeQueueSyncer {
+            do throws(Errno) {
+                let syncer = try make { id, e in box.post(.queueSynced(id: id, errno: e)) }
+                queueSyncer = syncer
+                queue.enableBackgroundSync { syncer.submit($0) }
+            } catch {
+                throw AgentError("cannot start the queue sync thread: \(error)")
+            }
         }
         let c = config.control
         readings = SiteReadings(roles: devices.map(\.config.role), nominalVoltage: config.site.nominalVoltage,
@@ -243,6 +260,7 @@ public final class Agent {
         for input in mailbox.take(timeoutMs: 0) { if case let .stored(r) = input { stored(r) } }
         stateStore.close()
         queue.close()
+        queueSyncer?.stop()
         log.notice("stopped")
     }
 

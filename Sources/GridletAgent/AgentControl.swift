@@ -108,8 +108,23 @@ extension Agent {
         saveLedger(syncQueue: !closed.isEmpty)
     }
 
+    /// Saves `ledger.json`; `syncQueue`: only once the queue holds the records just emitted
+    /// durably. With background syncs that is a sync request and the save follows its completion
+    /// (`releaseDurable`; a save asked for meanwhile waits with it), so the loop never waits for
+    /// the disk; else the queue syncs here.
     func saveLedger(syncQueue: Bool) {
-        guard let state = ledger.persistentState else { return }
+        guard ledger.persistentState != nil else { return }
+        if queue.syncsInBackground && (syncQueue || ledgerSaveAfterSeq != nil) {
+            if syncQueue {
+                do { try queue.requestSync(nowMs: time.wallMs()) } catch {
+                    log.error("queue sync before saving the ledger failed (ledger not saved): \(error)")
+                    return
+                }
+                ledgerSaveAfterSeq = queue.stats.nextSeq
+            }
+            releaseDurable()
+            return
+        }
         if syncQueue {
             do { try queue.sync() } catch {
                 log.error("queue sync before saving the ledger failed (ledger not saved): \(error)")
@@ -117,7 +132,14 @@ extension Agent {
             }
             ledgerLog.sync()
         }
-        stateStore.submit(path: ledgerPath, bytes: Array(state.serialized.utf8), durable: true, token: nil)
+        writeLedgerState(syncLog: false)
+    }
+
+    /// `ledger.json` through the state writer (`syncLog`: it fdatasyncs `ledger.log` first).
+    func writeLedgerState(syncLog: Bool) {
+        guard let state = ledger.persistentState else { return }
+        stateStore.submit(path: ledgerPath, bytes: Array(state.serialized.utf8), durable: true, token: nil,
+                          syncFirst: syncLog ? ledgerLog.path : nil)
     }
 }
 

@@ -81,6 +81,12 @@ extension Agent {
             stored(result)
         case let .openADR(report):
             handleOpenADR(report, nowWall: nowWall)
+        case let .queueSynced(id, e):
+            // A failure puts the queue into its failed state; the turn's recovery takes it from there.
+            do { try queue.completeSync(id: id, errno: e, nowMs: nowWall) } catch {
+                log.error("\(error) (on the sync thread); what was not synced yet is given up and reported by a gap record")
+                queueErrorLogged = true
+            }
         }
     }
 
@@ -103,6 +109,7 @@ extension Agent {
         control(nowWall: nowWall, nowMono: nowMono)
         if telemetryCadence.due(nowMs: nowMono), config.mqttEnabled { produceTelemetry(nowWall: nowWall) }
         if commSaveCadence.due(nowMs: nowMono) { saveComm(nowWall: nowWall, durable: false) }
+        releaseDurable()
         pump()
         // The state gate is asked every turn (a source change goes out at once); the status
         // snapshot is rebuilt at most every 100 ms: a turn happens for every PUBACK while a
@@ -120,6 +127,7 @@ extension Agent {
             commandsDropped = refused
         }
         recoverQueueIfFailed(nowWall: nowWall)
+        releaseDurable()
         TestHooks.hangIfAsked(sinceStartMs: nowMono - startedMonoMs, log: log)
         writeMetricsIfDue(nowMono: nowMono, nowWall: nowWall)
         if watchdogCadence?.due(nowMs: nowMono) == true { notify.send("WATCHDOG=1") }

@@ -22,10 +22,27 @@ extension Agent {
         recoverQueueIfFailed(nowWall: wallMs)
         do {
             let seq = try queue.append(kind: kind, payload: body, timestampMs: wallMs)
-            pipeline.appended(seq: seq)
+            // `sync: always` off the loop: the broker gets a record once it is synced.
+            if config.queue.sync == .always && queue.syncsInBackground { awaitingSync.append(seq) } else { pipeline.appended(seq: seq) }
         } catch {
             log.error("queue append failed, record lost: \(error); check the disk under site.state_dir (df -h, dmesg)")
             recoverQueueIfFailed(nowWall: wallMs)
+        }
+    }
+
+    /// What the background syncs made durable: `sync: always` records go to the broker, a ledger
+    /// save that waited for its records is written.
+    func releaseDurable() {
+        guard queue.syncsInBackground else { return }
+        let durable = queue.durableBelowSeq
+        if !awaitingSync.isEmpty {
+            var n = 0
+            while n < awaitingSync.count && awaitingSync[n] < durable { pipeline.appended(seq: awaitingSync[n]); n += 1 }
+            if n > 0 { awaitingSync.removeFirst(n) }
+        }
+        if let after = ledgerSaveAfterSeq, durable >= after {
+            ledgerSaveAfterSeq = nil
+            writeLedgerState(syncLog: true)
         }
     }
 

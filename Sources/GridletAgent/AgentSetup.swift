@@ -40,6 +40,7 @@ extension AgentPorts {
             time: SystemTime(), queue: queue, devices: links, buses: config.buses.compactMap { busByName[$0.name] },
             makeMQTT: { (options, handler) throws(MQTTError) -> any MQTTPort in try MQTTClient(options: options, handler: handler) })
         ports.makeStateStore = { (done) throws(Errno) -> any StateStore in try StateWriter(done: done) }
+        ports.makeQueueSyncer = { (done) throws(Errno) -> QueueSyncer in try QueueSyncer(done: done) }
         ports.makeVEN = Agent.liveVEN
         let socketPath = SocketPath.resolve(configured: config.site.socket)
         do {

@@ -66,11 +66,25 @@ protocol RecordQueue: AnyObject, OutboundRecordSource where Record == QueuedReco
     func recoverAfterIOError(nowMs: Int64) throws(QueueError) -> QueueIORecovery?
     var stats: QueueStats { get }
     func close()
+    /// Background syncs (`DiskQueue.enableBackgroundSync`): due syncs go to `submit`, results
+    /// come back through `completeSync` on the loop.
+    func enableBackgroundSync(_ submit: @escaping (QueueSyncRequest) -> Void)
+    func completeSync(id: UInt64, errno: Int32, nowMs: Int64) throws(QueueError)
+    var syncsInBackground: Bool { get }
+    /// Every record below this seq is synced.
+    var durableBelowSeq: UInt64 { get }
+    /// A background sync of everything written so far, due or not (inline without background syncs).
+    func requestSync(nowMs: Int64) throws(QueueError)
 }
 
 extension RecordQueue {
     /// A queue without a disk under it (the agent tests' in-memory queue) never fails a sync.
     func recoverAfterIOError(nowMs: Int64) throws(QueueError) -> QueueIORecovery? { nil }
+    func enableBackgroundSync(_ submit: @escaping (QueueSyncRequest) -> Void) {}
+    func completeSync(id: UInt64, errno: Int32, nowMs: Int64) throws(QueueError) {}
+    var syncsInBackground: Bool { false }
+    var durableBelowSeq: UInt64 { UInt64.max }
+    func requestSync(nowMs: Int64) throws(QueueError) { try sync() }
 }
 
 extension QueuedRecord: SequencedRecord {}
@@ -98,6 +112,9 @@ struct AgentPorts {
     var makeStateStore: (@escaping @Sendable (StateWriteResult) -> Void) throws(Errno) -> any StateStore = { done in
         ImmediateStateStore(done: done)
     }
+    /// Makes the thread that runs the queue's fdatasync off the loop (the daemon); nil: the
+    /// queue syncs inline (tests with an in-memory queue).
+    var makeQueueSyncer: ((@escaping @Sendable (UInt64, Int32) -> Void) throws(Errno) -> QueueSyncer)?
 
     init(time: any TimeSource, queue: any RecordQueue, devices: [any DevicePort], buses: [any BusPort],
                 makeMQTT: @escaping (MQTTClientOptions, @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) -> any MQTTPort) {

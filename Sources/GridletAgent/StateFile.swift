@@ -13,6 +13,14 @@ public enum StateFile {
         public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
     }
 
+    /// fdatasync an existing file through a descriptor of its own (nothing when it cannot be opened).
+    public static func syncExisting(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fdatasync(fd)
+        close(fd)
+    }
+
     public static func write(_ bytes: [UInt8], to path: String, durable: Bool = true) throws(IOError) {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)

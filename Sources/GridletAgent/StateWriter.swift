@@ -14,12 +14,19 @@ struct StateWriteResult: Sendable {
 /// never holds up the control loop; tests write them at once.
 protocol StateStore: AnyObject, Sendable {
     /// Writes `bytes` to `path` atomically (`durable`: with fsync), then reports `token` (if any)
-    /// through the completion the store was made with.
-    func submit(path: String, bytes: [UInt8], durable: Bool, token: UInt64?)
+    /// through the completion the store was made with. `syncFirst`: a file fdatasynced before
+    /// (`ledger.log` before `ledger.json`).
+    func submit(path: String, bytes: [UInt8], durable: Bool, token: UInt64?, syncFirst: String?)
     /// Returns once everything submitted is written (at a clean stop).
     func drain()
     /// Writes what is pending and ends the store's thread.
     func close()
+}
+
+extension StateStore {
+    func submit(path: String, bytes: [UInt8], durable: Bool, token: UInt64?) {
+        submit(path: path, bytes: bytes, durable: durable, token: token, syncFirst: nil)
+    }
 }
 
 /// The daemon's `StateStore`: one writer thread. Writes to the same path coalesce (the newest
@@ -30,6 +37,7 @@ final class StateWriter: StateStore {
         var bytes: [UInt8]
         var durable: Bool
         var tokens: [UInt64]
+        var syncFirst: String?
     }
 
     private let state = Mutex<(jobs: [String: Pending], order: [String], busy: Bool, stopping: Bool)>(([:], [], false, false))
@@ -44,15 +52,16 @@ final class StateWriter: StateStore {
         thread.withLock { $0 = t }
     }
 
-    func submit(path: String, bytes: [UInt8], durable: Bool, token: UInt64?) {
+    func submit(path: String, bytes: [UInt8], durable: Bool, token: UInt64?, syncFirst: String?) {
         state.withLock { s in
             if var p = s.jobs[path] {
                 p.bytes = bytes
                 p.durable = p.durable || durable
                 if let token { p.tokens.append(token) }
+                if let syncFirst { p.syncFirst = syncFirst }
                 s.jobs[path] = p
             } else {
-                s.jobs[path] = Pending(bytes: bytes, durable: durable, tokens: token.map { [$0] } ?? [])
+                s.jobs[path] = Pending(bytes: bytes, durable: durable, tokens: token.map { [$0] } ?? [], syncFirst: syncFirst)
                 s.order.append(path)
             }
         }
@@ -80,6 +89,7 @@ final class StateWriter: StateStore {
             wake.wait()
             while let (path, job) = next() {
                 var error: StateFile.IOError? = nil
+                if let first = job.syncFirst { StateFile.syncExisting(first) }
                 do throws(StateFile.IOError) {
                     try StateFile.write(job.bytes, to: path, durable: job.durable)
                 } catch let e {
@@ -112,7 +122,7 @@ final class ImmediateStateStore: StateStore {
     let failing = Mutex<Set<String>>([])
     init(done: @escaping @Sendable (StateWriteResult) -> Void) { self.done = done }
 
-    func submit(path: String, bytes: [UInt8], durable: Bool, token: UInt64?) {
+    func submit(path: String, bytes: [UInt8], durable: Bool, token: UInt64?, syncFirst: String?) {
         var error: StateFile.IOError? = nil
         if failing.withLock({ $0.contains(path) }) {
             error = StateFile.IOError(path: path, operation: "write", errno: 5)

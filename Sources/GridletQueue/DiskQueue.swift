@@ -115,8 +115,23 @@ public final class DiskQueue {
     var droppedTelemetry = 0
     var droppedPriority = 0
     var skipped = 0
-    var dirty = false
+    /// Oldest record timestamp written since the last sync (or background sync) started.
     var dirtySinceMs: Int64?
+    /// Writes (records and checkpoints) so far, and how many of them the last applied sync covers.
+    var writes = 0
+    var syncedWrites = 0
+    /// `highWater` as of the last applied sync: a seq at or above it must not be written.
+    var syncedHighWater: UInt64 = 0
+    /// Background sync (QueueBackgroundSync.swift): where requests go, the one in flight,
+    /// snapshot ids, and the generation of the file descriptor (a reopen makes older requests stale).
+    var submitSync: ((QueueSyncRequest) -> Void)?
+    var inFlight: SyncSnapshot?
+    var syncWanted = false
+    var snapshotIds: UInt64 = 0
+    var appliedSnapshot: UInt64 = 0
+    var fileEpoch = 0
+    /// Anything written that the last applied sync does not cover.
+    var dirty: Bool { writes != syncedWrites }
     /// Seqs acked while an older record of some ring still waits (sorted, disjoint; a range
     /// only joins consecutive acked seqs). Written with every checkpoint so that a restart
     /// does not send them again.
@@ -251,7 +266,8 @@ public final class DiskQueue {
         }
         let maxSeq = try recoverRings(from: ck, scanWithoutCheckpoint: fileSize > Self.headerSize)
         nextSeq = max(highWater, maxSeq &+ 1, 1)
-        highWater = nextSeq
+        // The first seq block is reserved by the opening checkpoint, so the first append does not sync.
+        highWater = nextSeq + Self.seqReserveBlock
         if let ck { applyAcked(ck.acked) }
         try writeCheckpoint()
         try syncData()
@@ -303,7 +319,8 @@ public final class DiskQueue {
     /// given up by `recoverAfterIOError` and must not be sent as if they were kept.
     public func records(after seq: UInt64, limit: Int) -> [QueuedRecord] {
         guard !closed, limit > 0 else { return [] }
-        let below = failure == nil ? UInt64.max : syncedSeq
+        // `always` with background syncs: a record is handed out only once it is synced.
+        let below = failure == nil && !(submitSync != nil && syncMode == .always) ? UInt64.max : syncedSeq
         var idx = rings.map { $0.lowerIndex(after: seq) }
         var out: [QueuedRecord] = []
         while out.count < limit {
@@ -371,7 +388,8 @@ public final class DiskQueue {
     /// Wall time (record timestamp) of the oldest write not yet synced in `.batch` mode, so the
     /// caller can wake for `flushIfDue` when it is due; nil when there is nothing to sync.
     public var unsyncedSinceMs: Int64? {
-        if case .batch = syncMode { return dirtySinceMs }
+        // While a background sync runs, its completion wakes the owner; nothing else is due.
+        if case .batch = syncMode, inFlight == nil { return dirtySinceMs }
         return nil
     }
 
@@ -379,7 +397,9 @@ public final class DiskQueue {
     public func flushIfDue(nowMs: Int64) throws(QueueError) {
         try checkUsable()
         if readOnly { return }
-        if case .batch(let iv) = syncMode, let since = dirtySinceMs, nowMs - since >= iv || nowMs < since {
+        if submitSync != nil {
+            try requestSyncIfDue(nowMs: nowMs)
+        } else if case .batch(let iv) = syncMode, let since = dirtySinceMs, nowMs - since >= iv || nowMs < since {
             try syncData()
         }
     }
@@ -416,6 +436,7 @@ public final class DiskQueue {
     public func close() {
         guard !closed else { return }
         if !readOnly && syncMode != .none && dirty && failure == nil { try? syncData() }
+        if !readOnly { flock(fh.fd, LOCK_UN) }   // a background sync may still hold a duplicate
         Glibc.close(fh.fd)
         closed = true
     }
@@ -496,11 +517,16 @@ public final class DiskQueue {
         if let explicitSeq {
             seq = explicitSeq
         } else {
-            if nextSeq >= highWater {
+            // A seq at or above the synced high-water mark could be handed out again after a power
+            // cut. Background syncs extend the block half-way through, so the sync that makes it
+            // durable normally finished long before the block runs out; the wait below is the fallback.
+            let early = submitSync != nil && nextSeq + Self.seqReserveBlock / 2 >= highWater
+            if nextSeq >= highWater || early {
                 highWater = nextSeq + Self.seqReserveBlock
                 try writeCheckpoint()
-                try syncData()
+                if !early { try syncData() }
             }
+            if nextSeq >= syncedHighWater { try syncData() }
             seq = nextSeq
         }
         let size = Self.recordSize(payload.count)
@@ -532,8 +558,9 @@ public final class DiskQueue {
         rings[x].used += waste + size
         rings[x].durableSpan += waste + size
         rings[x].checkpointSpan += waste + size
-        if !dirty || dirtySinceMs == nil { dirtySinceMs = timestampMs }
-        dirty = true
+        rings[x].written += waste + size
+        if dirtySinceMs == nil { dirtySinceMs = timestampMs }
+        writes += 1
         return seq
     }
 
@@ -547,25 +574,32 @@ public final class DiskQueue {
                            highWater: highWater, acked: Array(ackedBeyond.prefix(Self.maxAckedRanges)))
         try fh.pwriteFully(Self.encodeCheckpoint(c), offset: Self.slotOffsets[Int(generation % 2)])
         for i in rings.indices { rings[i].checkpointSpan = rings[i].used }
-        dirty = true
+        writes += 1
     }
 
+    /// fdatasync on this thread (a background sync in flight may finish later; it is then stale).
     func syncData() throws(QueueError) {
+        let snap = snapshot()
         do {
             try fh.datasync()
         } catch {
-            failure = error
-            ioErrors += 1
-            lastIOError = error
+            markFailed(error)
             throw error
         }
-        syncedSeq = nextSeq
-        dirty = false
-        dirtySinceMs = nil
-        for i in rings.indices { rings[i].durableSpan = rings[i].checkpointSpan }
+        apply(snap)
+    }
+
+    func markFailed(_ error: QueueError) {
+        failure = error
+        ioErrors += 1
+        lastIOError = error
     }
 
     func syncAfterWrite(nowMs: Int64) throws(QueueError) {
+        if submitSync != nil {
+            try requestSyncIfDue(nowMs: nowMs)
+            return
+        }
         switch syncMode {
         case .always:
             try syncData()

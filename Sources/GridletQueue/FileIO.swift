@@ -60,7 +60,12 @@ struct FileHandle {
         }
     }
 
+    /// fdatasync calls made through this handle (on the owner's thread; background syncs run on
+    /// a duplicate elsewhere): tests check that the steady state makes none.
+    var inlineSyncs = 0
+
     mutating func datasync() throws(QueueError) {
+        inlineSyncs += 1
         if injectedSyncErrno != 0 {
             defer { injectedSyncErrno = 0 }
             throw QueueError(errno: injectedSyncErrno, operation: "fdatasync", path: path, detail: "injected by a test")

@@ -80,8 +80,13 @@ extension DiskQueue {
         let pending = Set(before.flatMap { r in r.entries[r.first...].lazy.filter { !$0.acked }.map(\.seq) })
         let keptSkipped = skipped, keptAcked = ackedBeyond, keptNextSeq = nextSeq
 
+        // Unlock first: a background sync may still hold a duplicate of this descriptor (the
+        // same open file description, so the same lock) until its fdatasync returns.
+        flock(fh.fd, LOCK_UN)
         Glibc.close(fh.fd)
         closed = true
+        fileEpoch += 1   // a background sync of the old descriptor is stale from here on
+        inFlight = nil
         fh = try Self.openLocked(path, truncate: false)
         closed = false
 

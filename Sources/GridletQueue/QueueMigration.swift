@@ -74,7 +74,8 @@ extension DiskQueue {
         Glibc.close(oldFH.fd)
         for i in rings.indices { rings[i].durableSpan = rings[i].used }
         syncedSeq = nextSeq
-        dirty = false
+        syncedHighWater = highWater
+        syncedWrites = writes
         dirtySinceMs = nil
     }
 }

@@ -24,6 +24,9 @@ extension DiskQueue {
         /// becomes at the next sync. (The in-memory head may already be further on: a drop
         /// moves it before its checkpoint is written.)
         var checkpointSpan = 0
+        /// Bytes written at the tail since the queue opened (waste included): what a sync
+        /// snapshot compares to know how far the tail moved after it.
+        var written = 0
         var unacked = 0
 
         init(base: Int, size: Int) {
