@@ -80,12 +80,11 @@ extension Agent {
         if !gone.isEmpty { log.notice("Home Assistant: removed \(gone.count) retained topic(s) no longer configured") }
         guard Set(previous) != Set(current) else { return }
         let body = JSONValue.object([("topics", .array(current.map { .string($0) }))])
-        do throws(StateFile.IOError) {
-            try StateFile.write(Array(body.serialized.utf8), to: homeAssistant.recordPath)
-            homeAssistant.recorded = current
-        } catch {
-            log.warning("Home Assistant: cannot save \(homeAssistant.recordPath): \(error); check state_dir (entities of devices removed later may stay in Home Assistant until deleted there)")
-        }
+        // Through the state writer (its fsync stays off the loop); a failure is logged there as
+        // `cannot persist <path>` (entities of devices removed later may then stay in Home
+        // Assistant until deleted there).
+        stateStore.submit(path: homeAssistant.recordPath, bytes: Array(body.serialized.utf8), durable: true, token: nil)
+        homeAssistant.recorded = current
     }
 
     func readHomeAssistantRecord() -> [String] {

@@ -40,7 +40,11 @@ extension AgentPorts {
             time: SystemTime(), queue: queue, devices: links, buses: config.buses.compactMap { busByName[$0.name] },
             makeMQTT: { (options, handler) throws(MQTTError) -> any MQTTPort in try MQTTClient(options: options, handler: handler) })
         ports.makeStateStore = { (done) throws(Errno) -> any StateStore in try StateWriter(done: done) }
-        ports.makeQueueSyncer = { (done) throws(Errno) -> QueueSyncer in try QueueSyncer(done: done) }
+        // GRIDLET_INLINE_QUEUE_SYNC=1: the queue syncs on the control loop as it used to (for the
+        // before/after figures of bench/loop-turn.sh and test_slow_disk.py; not for production).
+        if getenv("GRIDLET_INLINE_QUEUE_SYNC") == nil {
+            ports.makeQueueSyncer = { (done) throws(Errno) -> QueueSyncer in try QueueSyncer(done: done) }
+        }
         ports.makeVEN = Agent.liveVEN
         let socketPath = SocketPath.resolve(configured: config.site.socket)
         do {

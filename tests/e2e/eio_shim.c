@@ -2,6 +2,7 @@
    fail with EIO, as a disk whose writeback failed would, without syncing anything.
    GRIDLET_EIO_AT=N   the Nth sync of queue.dat (counted from 1, in this process) fails;
    GRIDLET_EIO_COUNT=K that many syncs from the Nth on fail (default 1).
+   GRIDLET_SYNC_DELAY_MS=D every sync of queue.dat first sleeps D ms (a slow SD card).
    Syncs of other files (control.json, ledger.json) pass through untouched.
    Build: cc -shared -fPIC -O2 -o eio_shim.so eio_shim.c */
 #define _GNU_SOURCE
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "queue_fd.h"
@@ -31,9 +33,17 @@ static int must_fail(int fd) {
 
 typedef int (*sync_fn)(int);
 
+static void slow_disk(int fd) {
+    long ms = env_long("GRIDLET_SYNC_DELAY_MS", 0);
+    if (ms <= 0 || !is_queue_fd(fd)) return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
 int fdatasync(int fd) {
     static sync_fn real;
     if (!real) real = (sync_fn)dlsym(RTLD_NEXT, "fdatasync");
+    slow_disk(fd);
     if (must_fail(fd)) { errno = EIO; return -1; }
     return real(fd);
 }
@@ -41,6 +51,7 @@ int fdatasync(int fd) {
 int fsync(int fd) {
     static sync_fn real;
     if (!real) real = (sync_fn)dlsym(RTLD_NEXT, "fsync");
+    slow_disk(fd);
     if (must_fail(fd)) { errno = EIO; return -1; }
     return real(fd);
 }
