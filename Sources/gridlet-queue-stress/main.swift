@@ -8,18 +8,21 @@
 //   W id                    about to append the record with payload id `id`
 //   D seq id kind           that record is durable against kill -9: after append returns
 //                           with `always` (fdatasync) and `none` (written to the page cache),
-//                           after the next explicit sync() with `batch`
+//                           after the next explicit sync() with `batch`; with `always-bg` and
+//                           `batch-bg` (syncs on a QueueSyncer thread, results applied by this
+//                           loop) once the queue's durableBelowSeq has passed it
 //   G hexpayload            a gap record read while draining (printed before it is acked)
 //   K seq                   about to ack seq
 //
 // Payload of record `id`: 8 bytes little-endian id, then `len` bytes where byte i is
 // (id * 131 + i * 7) & 0xff, len = 8 + id % 240. So every record is checkable on its own.
 //
-// Usage: gridlet-queue-stress --dir D --max-bytes N --sync always|batch|none --run R
+// Usage: gridlet-queue-stress --dir D --max-bytes N --sync always|batch|none|always-bg|batch-bg --run R
 //        [--seed S] [--ops N]   (ops 0 = until killed)
 import Glibc
 import GridletQueue
 import GridletSys
+import Synchronization
 
 func out(_ s: String) {
     do { try FileDescriptor.standardOutput.writeAll((s + "\n").utf8) } catch { exit(3) }
@@ -69,13 +72,14 @@ guard args.isEmpty, let dir = opts["dir"], let maxBytes = opts["max-bytes"].flat
     fail("usage: --dir D --max-bytes N --sync always|batch|none --run R [--seed S] [--ops N]")
 }
 let sync: QueueSyncMode
+let background = (opts["sync"] ?? "").hasSuffix("-bg")
 switch opts["sync"] ?? "always" {
-case "always": sync = .always
-case "batch": sync = .batch(intervalMs: 1_000_000)  // syncs come from the explicit sync() calls
+case "always", "always-bg": sync = .always
+case "batch", "batch-bg": sync = .batch(intervalMs: 1_000_000)  // syncs come from the explicit sync()/requestSync calls
 case "none": sync = .none
 default: fail("unknown sync mode")
 }
-let syncName = opts["sync"] ?? "always"
+let syncName = String((opts["sync"] ?? "always").split(separator: "-")[0])
 
 func monoNs() -> UInt64 {
     var ts = timespec()
@@ -145,6 +149,27 @@ out("OPEN next=\(st.nextSeq) records=\(st.records) skipped=\(st.skippedOnRecover
 
 var counter: UInt64 = 0
 var pending: [(UInt64, UInt64, RecordKind)] = []
+// Background syncs: results arrive from the syncer thread and are applied here, between ops.
+let completions = Mutex<[(UInt64, Int32)]>([])
+if background {
+    do {
+        let syncer = try QueueSyncer { id, e in completions.withLock { $0.append((id, e)) } }
+        q.enableBackgroundSync { syncer.submit($0) }
+    } catch {
+        fail("syncer: \(error)")
+    }
+}
+@MainActor func applyCompletions(nowMs: Int64) throws(QueueError) {
+    let done = completions.withLock { c in defer { c.removeAll() }; return c }
+    for (id, e) in done { try q.completeSync(id: id, errno: e, nowMs: nowMs) }
+    let durable = q.durableBelowSeq
+    var n = 0
+    while n < pending.count && pending[n].0 < durable {
+        out("D \(pending[n].0) \(pending[n].1) \(letter(pending[n].2))")
+        n += 1
+    }
+    if n > 0 { pending.removeFirst(n) }
+}
 // Phases: mostly balanced, sometimes append-only (fills the rings and makes them drop).
 var fillPhase = rng.below(3) == 0
 var done = 0
@@ -155,6 +180,7 @@ while ops == 0 || done < ops {
     if rng.below(300) == 0 { fillPhase.toggle() }
     let roll = rng.below(100)
     do {
+        if background { try applyCompletions(nowMs: now) }
         if roll < (fillPhase ? 95 : 60) {
             counter += 1
             let id = run << 32 | counter
@@ -163,7 +189,10 @@ while ops == 0 || done < ops {
             out("W \(id)")
             let seq = try q.append(kind: kind, payload: payload(id: id), timestampMs: now)
             // `none`: kill -9 loses nothing that was written (page cache), so written = durable here.
-            if syncName != "batch" {
+            if background {
+                pending.append((seq, id, kind))
+                if syncName == "batch" && rng.below(20) == 0 { try q.requestSync(nowMs: now) }
+            } else if syncName != "batch" {
                 out("D \(seq) \(id) \(letter(kind))")
             } else {
                 pending.append((seq, id, kind))

@@ -4,8 +4,12 @@
 
        'W' u64 offset, u32 length, old bytes (what the file held there), new bytes
 
-   after every fdatasync/fsync of that file returns successfully an 'S' marker, and every
-   write to standard output (the stress program's protocol lines) as 'O' u32 length, bytes.
+   for every fdatasync/fsync of that file a 'B' u32 token when it starts and, when it returns
+   successfully, an 'E' u32 token (the same token), and every write to standard output (the
+   stress program's protocol lines) as 'O' u32 length, bytes. Syncs may run on another thread
+   than the writes (the queue's background syncs): one mutex orders every journal entry with
+   the operation it describes (a write is journaled and done under it; 'B' is journaled before
+   the sync starts), so a completed sync covers exactly the writes journaled before its 'B'.
    So the journal is one total order of file writes, syncs and reports: the harness can cut
    the power at any point of it, undo every write after that point and a random subset of the
    unsynced ones before it, and check the reopened queue against the reports made before it.
@@ -15,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,8 @@
 #include "queue_fd.h"
 
 static int journal = -1;
+static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t sync_tokens;
 
 static void journal_open(void) {
     if (journal >= 0) return;
@@ -73,21 +80,47 @@ static void record_write(int fd, const void *buf, size_t count, off_t offset) {
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
     static pwrite_fn real;
     if (!real) real = (pwrite_fn)dlsym(RTLD_NEXT, "pwrite");
+    pthread_mutex_lock(&journal_lock);
     record_write(fd, buf, count, offset);
-    return real(fd, buf, count, offset);
+    ssize_t rc = real(fd, buf, count, offset);
+    pthread_mutex_unlock(&journal_lock);
+    return rc;
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) {
     static pwrite_fn real;
     if (!real) real = (pwrite_fn)dlsym(RTLD_NEXT, "pwrite64");
+    pthread_mutex_lock(&journal_lock);
     record_write(fd, buf, count, offset);
-    return real(fd, buf, count, offset);
+    ssize_t rc = real(fd, buf, count, offset);
+    pthread_mutex_unlock(&journal_lock);
+    return rc;
 }
 
-static int synced(int fd, int rc) {
-    if (rc == 0) {
-        journal_open();
-        if (journal >= 0 && is_queue_fd(fd)) journal_put("S", 1);
+static void sync_marker(char tag, uint32_t token) {
+    unsigned char m[5];
+    m[0] = (unsigned char)tag;
+    memcpy(m + 1, &token, 4);
+    journal_put(m, sizeof m);
+}
+
+/* 'B' before the sync starts, 'E' after it succeeded; returns the sync's result. */
+static int journaled_sync(int fd, sync_fn real) {
+    uint32_t token = 0;
+    int queue = 0;
+    pthread_mutex_lock(&journal_lock);
+    journal_open();
+    if (journal >= 0 && is_queue_fd(fd)) {
+        queue = 1;
+        token = ++sync_tokens;
+        sync_marker('B', token);
+    }
+    pthread_mutex_unlock(&journal_lock);
+    int rc = real(fd);
+    if (rc == 0 && queue) {
+        pthread_mutex_lock(&journal_lock);
+        sync_marker('E', token);
+        pthread_mutex_unlock(&journal_lock);
     }
     return rc;
 }
@@ -95,18 +128,19 @@ static int synced(int fd, int rc) {
 int fdatasync(int fd) {
     static sync_fn real;
     if (!real) real = (sync_fn)dlsym(RTLD_NEXT, "fdatasync");
-    return synced(fd, real(fd));
+    return journaled_sync(fd, real);
 }
 
 int fsync(int fd) {
     static sync_fn real;
     if (!real) real = (sync_fn)dlsym(RTLD_NEXT, "fsync");
-    return synced(fd, real(fd));
+    return journaled_sync(fd, real);
 }
 
 ssize_t write(int fd, const void *buf, size_t count) {
     if (!real_write) real_write = (write_fn)dlsym(RTLD_NEXT, "write");
     if (fd == 1) {
+        pthread_mutex_lock(&journal_lock);
         journal_open();
         if (journal >= 0) {
             unsigned char hdr[5];
@@ -116,6 +150,9 @@ ssize_t write(int fd, const void *buf, size_t count) {
             journal_put(hdr, sizeof hdr);
             journal_put(buf, count);
         }
+        ssize_t rc = real_write(fd, buf, count);
+        pthread_mutex_unlock(&journal_lock);
+        return rc;
     }
     return real_write(fd, buf, count);
 }

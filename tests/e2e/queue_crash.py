@@ -41,6 +41,9 @@ def expected_payload(ident):
 
 
 SECTOR = 512
+# -bg: the same with the syncs on a thread of their own (DiskQueue.enableBackgroundSync).
+MODES_KILL = ["always", "batch", "none", "always-bg", "batch-bg"]
+MODES_POWER_CUT = ["always", "batch", "always-bg", "batch-bg"]
 
 
 def build_shim(workdir, name="powercut_shim"):
@@ -54,8 +57,8 @@ def build_shim(workdir, name="powercut_shim"):
 
 
 def read_journal(path):
-    """[('W', offset, old, new) | ('S',) | ('O', bytes)] from the shim's journal (a torn last
-    entry is dropped)."""
+    """[('W', offset, old, new) | ('B', token) | ('E', token) | ('O', bytes)] from the shim's
+    journal (a torn last entry is dropped)."""
     entries = []
     if not os.path.exists(path):
         return entries
@@ -64,9 +67,11 @@ def read_journal(path):
     i = 0
     while i < len(data):
         tag = data[i:i + 1]
-        if tag == b"S":
-            entries.append(("S",))
-            i += 1
+        if tag in (b"B", b"E"):
+            if i + 5 > len(data):
+                break
+            entries.append((tag.decode(), int.from_bytes(data[i + 1:i + 5], "little")))
+            i += 5
         elif tag == b"O":
             if i + 5 > len(data):
                 break
@@ -184,7 +189,10 @@ class CrashLoop:
             cut = self.rng.randint(0, len(entries))          # anywhere
         else:
             cut = self.rng.choice(checkpoints) + 1           # just after a checkpoint write
-        last_sync = max((i for i, e in enumerate(entries[:cut]) if e[0] == "S"), default=-1)
+        # A sync completed before the cut covers every write journaled before its start ('B');
+        # syncs may overlap (background syncs on another thread).
+        begun = {e[1]: i for i, e in enumerate(entries[:cut]) if e[0] == "B"}
+        last_sync = max((begun[e[1]] for e in entries[:cut] if e[0] == "E" and e[1] in begun), default=-1)
         mode = self.rng.choice(["all lost", "all kept", "random sectors"])
         self.power_cuts[mode] += 1
         path = os.path.join(self.dir, "queue.dat")
@@ -298,7 +306,7 @@ class CrashLoop:
     def run(self, iterations, time_limit=None):
         start = time.monotonic()
         # After a power cut only synced records are durable: `none` never syncs.
-        modes = ["always", "batch"] if self.power_cut else ["always", "batch", "none"]
+        modes = MODES_POWER_CUT if self.power_cut else MODES_KILL
         done = 0
         for it in range(iterations):
             if time_limit is not None and time.monotonic() - start > time_limit:
@@ -318,7 +326,7 @@ def main():
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="gridlet-queue-crash-", dir=TMP_ROOT) as tmp:
         loop = CrashLoop(os.path.join(tmp, "q"), a.max_bytes, a.seed, power_cut=a.power_cut)
-        modes = ["always", "batch"] if a.power_cut else ["always", "batch", "none"]
+        modes = MODES_POWER_CUT if a.power_cut else MODES_KILL
         t0 = time.monotonic()
         done = 0
         try:
