@@ -127,6 +127,9 @@ public final class DiskQueue {
     var submitSync: ((QueueSyncRequest) -> Void)?
     var inFlight: SyncSnapshot?
     var syncWanted = false
+    /// An early drop's gap record is written; its checkpoint waits for the sync with this
+    /// snapshot id (or a later one) to be applied.
+    var earlyDropAfter: UInt64?
     var snapshotIds: UInt64 = 0
     var appliedSnapshot: UInt64 = 0
     var fileEpoch = 0
@@ -308,8 +311,12 @@ public final class DiskQueue {
                              detail: "payload of \(payload.count) bytes exceeds \(limit) for \(kind)")
         }
         let size = Self.recordSize(payload.count)
+        // Seqs for a gap record and this one, before anything is dropped: a checkpoint that
+        // reserves a block must not move a head past drops whose gap record is not written yet.
+        try reserveSeqs(3, early: true)   // a gap record of a drop, this record, a gap of an early drop
         if !fits(x, size) { try makeRoom(x, size, timestampMs: timestampMs) }
         let seq = try writeRecord(ring: x, seq: nil, kind: kind, payload: payload, timestampMs: timestampMs)
+        if submitSync != nil { try dropEarlyIfLow(x, timestampMs: timestampMs) }
         try syncAfterWrite(nowMs: timestampMs)
         return seq
     }
@@ -408,6 +415,7 @@ public final class DiskQueue {
     public func sync() throws(QueueError) {
         try checkUsable()
         if dirty && !readOnly { try syncData() }
+        if dirty && !readOnly { try syncData() }   // the checkpoint of an early drop that waited for the first
     }
 
     public var stats: QueueStats {
@@ -436,6 +444,7 @@ public final class DiskQueue {
     public func close() {
         guard !closed else { return }
         if !readOnly && syncMode != .none && dirty && failure == nil { try? syncData() }
+        if !readOnly && syncMode != .none && dirty && failure == nil { try? syncData() }   // an early drop's checkpoint
         if !readOnly { flock(fh.fd, LOCK_UN) }   // a background sync may still hold a duplicate
         Glibc.close(fh.fd)
         closed = true
@@ -465,6 +474,9 @@ public final class DiskQueue {
     /// 1/16 of the ring of slack fit; write the gap record into space that was free before
     /// the drops, then the checkpoint (see the crash-order note above).
     func makeRoom(_ x: Int, _ size: Int, timestampMs: Int64) throws(QueueError) {
+        // An early drop still waiting for its checkpoint (QueueBackgroundSync.swift) is finished
+        // first, in order: its gap record synced, then the checkpoint past what it dropped.
+        try finishEarlyDrop()
         let g = Self.gapReserve
         var gap = GapRange(cls: x == Self.T ? "telemetry" : "priority")
         let preFree = rings[x].free
@@ -517,16 +529,7 @@ public final class DiskQueue {
         if let explicitSeq {
             seq = explicitSeq
         } else {
-            // A seq at or above the synced high-water mark could be handed out again after a power
-            // cut. Background syncs extend the block half-way through, so the sync that makes it
-            // durable normally finished long before the block runs out; the wait below is the fallback.
-            let early = submitSync != nil && nextSeq + Self.seqReserveBlock / 2 >= highWater
-            if nextSeq >= highWater || early {
-                highWater = nextSeq + Self.seqReserveBlock
-                try writeCheckpoint()
-                if !early { try syncData() }
-            }
-            if nextSeq >= syncedHighWater { try syncData() }
+            try reserveSeqs(1, early: false)
             seq = nextSeq
         }
         let size = Self.recordSize(payload.count)
@@ -539,7 +542,8 @@ public final class DiskQueue {
         }
         precondition(r.used + waste + size <= r.size, "DiskQueue: no room for record")
         if syncMode != .none && r.durableSpan + waste + size > r.size {
-            try syncData()
+            try syncData()   // also writes the checkpoint of an early drop that waited for a sync
+            if rings[x].durableSpan + waste + size > r.size { try syncData() }   // and makes it durable
         }
         if waste >= Self.recordHeaderSize {
             let marker = Self.encodeRecord(magic: Self.wrapMagic, seq: seq, kind: 0, timestampMs: 0, payload: [])
@@ -564,6 +568,21 @@ public final class DiskQueue {
         return seq
     }
 
+    /// Makes sure seqs `nextSeq ..< nextSeq + n` are below the *synced* high-water mark: a seq
+    /// at or above it could be handed out again after a power cut. Background syncs extend the
+    /// block half-way through, so the sync that makes it durable normally finished long before
+    /// the block runs out; the inline sync is the fallback. `early` only where no drop is half
+    /// done (the checkpoint it writes carries the heads).
+    func reserveSeqs(_ n: UInt64, early allowEarly: Bool) throws(QueueError) {
+        let early = allowEarly && submitSync != nil && nextSeq + Self.seqReserveBlock / 2 >= highWater
+        if nextSeq + n > highWater || early {
+            highWater = nextSeq + n + Self.seqReserveBlock
+            try writeCheckpoint()
+            if !early { try syncData() }
+        }
+        if nextSeq + n > syncedHighWater { try syncData() }
+    }
+
     func writeCheckpoint() throws(QueueError) {
         generation += 1
         let p = rings[Self.P], t = rings[Self.T]
@@ -586,7 +605,7 @@ public final class DiskQueue {
             markFailed(error)
             throw error
         }
-        apply(snap)
+        try apply(snap)
     }
 
     func markFailed(_ error: QueueError) {

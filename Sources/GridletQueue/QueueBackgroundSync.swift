@@ -90,7 +90,7 @@ extension DiskQueue {
             markFailed(error)
             throw error
         }
-        apply(snap)
+        try apply(snap)
         try requestSyncIfDue(nowMs: nowMs)
     }
 
@@ -104,8 +104,9 @@ extension DiskQueue {
         return s
     }
 
-    /// Counts what `snap` covered as synced (unless a later sync was applied already).
-    func apply(_ snap: SyncSnapshot) {
+    /// Counts what `snap` covered as synced (unless a later sync was applied already); then
+    /// writes the checkpoint of an early drop whose gap record that sync made durable.
+    func apply(_ snap: SyncSnapshot) throws(QueueError) {
         guard snap.id > appliedSnapshot, snap.epoch == fileEpoch else { return }
         appliedSnapshot = snap.id
         syncedSeq = snap.seq
@@ -116,6 +117,46 @@ extension DiskQueue {
             // From the snapshot's checkpoint head to the tail now: the tail moved on after it.
             let span = snap.spans[i] + (rings[i].written - snap.written[i])
             rings[i].durableSpan = min(rings[i].durableSpan, span)
+        }
+        if let after = earlyDropAfter, appliedSnapshot >= after {
+            earlyDropAfter = nil
+            try writeCheckpoint()
+            syncWanted = true   // and soon durable, so the tail may use what was dropped
+        }
+    }
+
+    /// A ring-full drop without an inline sync (background syncs only): when a ring has less
+    /// than 1/16 of its size (and two gap records) free after an append, its oldest records are
+    /// dropped now, down to 1/8 free, and the gap record reporting them is written into space
+    /// that was free. Its checkpoint (moving the head past them) is written only once a sync
+    /// that covers the gap record has finished (`apply`), and the dropped bytes are overwritten
+    /// only once that checkpoint is synced too (the durable span): the crash order of `makeRoom`
+    /// with the syncs on the thread. Appends meanwhile use the space that was free. If that runs
+    /// out first, `makeRoom` and the tail check finish it inline (`finishEarlyDrop`).
+    func dropEarlyIfLow(_ x: Int, timestampMs: Int64) throws(QueueError) {
+        guard syncMode != .none, earlyDropAfter == nil, failure == nil else { return }
+        let r = rings[x]
+        guard r.free < r.size / 16 + 2 * Self.gapReserve, r.spaceNeeded([Self.gapReserve]) <= r.free,
+              r.first < r.entries.count else { return }
+        var gap = GapRange(cls: x == Self.T ? "telemetry" : "priority")
+        let target = r.size / 8
+        while rings[x].first < rings[x].entries.count && rings[x].free < target { dropOldest(x, into: &gap) }
+        guard let json = gap.json() else {
+            try writeCheckpoint()   // only acknowledged records went: nothing to report
+            return
+        }
+        try writeRecord(ring: x, seq: nil, kind: .gap, payload: json, timestampMs: timestampMs)
+        earlyDropAfter = snapshotIds + 1   // the next sync taken covers the gap record
+        syncWanted = true
+    }
+
+    /// Finishes an early drop inline, in order: its gap record synced, then its checkpoint.
+    func finishEarlyDrop() throws(QueueError) {
+        guard let after = earlyDropAfter else { return }
+        if appliedSnapshot < after { try syncData() }   // apply writes the checkpoint
+        if earlyDropAfter != nil {
+            earlyDropAfter = nil
+            try writeCheckpoint()
         }
     }
 

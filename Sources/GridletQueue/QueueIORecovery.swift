@@ -87,6 +87,7 @@ extension DiskQueue {
         closed = true
         fileEpoch += 1   // a background sync of the old descriptor is stale from here on
         inFlight = nil
+        earlyDropAfter = nil   // the rings are rebuilt from the file
         fh = try Self.openLocked(path, truncate: false)
         closed = false
 

@@ -173,6 +173,63 @@ import Testing
         #expect(q.fh.inlineSyncs == syncsAtOpen)
     }
 
+    @Test func aFullRingDropsWithoutAnInlineSyncWhileTheSyncsKeepUp() throws {
+        let dir = TempDir(base: "/dev/shm")
+        let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .batch(intervalMs: 100))
+        let ex = ManualSyncs()
+        ex.attach(q)
+        let syncsAtOpen = q.fh.inlineSyncs
+        var now: Int64 = 0
+        var firstGapSeq: UInt64?
+        for i in 0..<3000 {   // ~ten times the telemetry ring, nothing acknowledged (offline)
+            now += 10
+            try q.append(kind: .telemetry, payload: payload(i, size: 120), timestampMs: now)
+            try q.flushIfDue(nowMs: now)
+            while !ex.requests.isEmpty { try ex.run(q, nowMs: now) }   // a disk that keeps up
+            if firstGapSeq == nil, q.stats.droppedTelemetry > 0 {
+                firstGapSeq = q.records(after: 0, limit: 1000).first { $0.kind == .gap }?.seq
+            }
+        }
+        #expect(q.stats.droppedTelemetry > 2000)
+        #expect(firstGapSeq != nil)
+        #expect(q.fh.inlineSyncs == syncsAtOpen)   // every drop's ordering syncs ran on the executor
+        // The bound holds and what is kept is consistent after a reopen: the newest records, and
+        // the gap records that report what went.
+        let kept = q.records(after: 0, limit: 10000)
+        let gaps = kept.filter { $0.kind == .gap }
+        #expect(!gaps.isEmpty)
+        let lastPayload = kept.last { $0.kind == .telemetry }?.payload
+        #expect(lastPayload == payload(2999, size: 120))
+        q.close()
+        let r = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
+        #expect(r.records(after: 0, limit: 10000).map(\.seq) == kept.map(\.seq))
+        #expect(r.stats.skippedOnRecovery == 0)
+    }
+
+    @Test func anEarlyDropWhoseSyncHasNotFinishedIsFinishedInOrderWhenTheSpaceRunsOut() throws {
+        let dir = TempDir(base: "/dev/shm")
+        let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .batch(intervalMs: 1_000_000))
+        let ex = ManualSyncs()
+        ex.attach(q)
+        let syncsAtOpen = q.fh.inlineSyncs
+        var i = 0
+        while q.earlyDropAfter == nil && i < 5000 {
+            try q.append(kind: .telemetry, payload: payload(i, size: 120), timestampMs: 1)
+            i += 1
+        }
+        #expect(q.earlyDropAfter != nil)           // dropped, gap written, checkpoint waiting
+        #expect(q.fh.inlineSyncs == syncsAtOpen)
+        // The disk never answers: the appends use up the space that was free, then the drop is
+        // finished inline (gap synced, checkpoint, synced) and the appends go on.
+        for k in 0..<1000 { try q.append(kind: .telemetry, payload: payload(i + k, size: 120), timestampMs: 2) }
+        #expect(q.fh.inlineSyncs > syncsAtOpen)
+        #expect(q.earlyDropAfter == nil || q.fh.inlineSyncs >= syncsAtOpen + 2)
+        q.close()
+        let r = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .none)
+        #expect(r.records(after: 0, limit: 10000).last?.payload == payload(i + 999, size: 120))
+        #expect(r.stats.skippedOnRecovery == 0)
+    }
+
     @Test func theSyncerThreadRunsRequestsAndReportsThem() throws {
         let dir = TempDir()
         let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .always)
