@@ -7,9 +7,7 @@ let package = Package(
     products: [
         .executable(name: "gridlet", targets: ["gridlet"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-    ],
+    dependencies: [],
     targets: [
         .systemLibrary(name: "CModbus"),
         .systemLibrary(name: "CMosquitto"),
@@ -18,6 +16,7 @@ let package = Package(
         .target(name: "CCurl"),   // libcurl through dlopen (Sources/CCurl/include/ccurl.h)
         .target(name: "GridletSys", dependencies: ["CGridletSys"]),
         .target(name: "GridletCore"),
+        .target(name: "GridletCLI"),   // the command-line parser (replaced swift-argument-parser: docs/benchmarks.md)
         .target(name: "GridletYAML", dependencies: ["CYAML", "GridletCore"]),
         .target(name: "GridletModbus", dependencies: ["CModbus", "CGridletSys", "GridletSys", "GridletCore"]),
         .target(name: "GridletMQTT", dependencies: ["CMosquitto", "GridletSys"]),
@@ -29,11 +28,11 @@ let package = Package(
         ]),
         .executableTarget(name: "gridlet-queue-stress", dependencies: ["GridletQueue", "GridletSys"]),
         .executableTarget(name: "gridlet", dependencies: [
-            "GridletAgent", "GridletCore", "GridletYAML",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "GridletAgent", "GridletCore", "GridletYAML", "GridletCLI",
         ]),
         .executableTarget(name: "gridlet-bench-decision", dependencies: ["GridletCore"]),
         .testTarget(name: "GridletCoreTests", dependencies: ["GridletCore"]),
+        .testTarget(name: "GridletCLITests", dependencies: ["GridletCLI"]),
         .testTarget(name: "GridletYAMLTests", dependencies: ["GridletYAML", "GridletCore"]),
         .testTarget(name: "GridletModbusTests", dependencies: ["GridletModbus", "GridletYAML", "GridletCore"]),
         .testTarget(name: "GridletQueueTests", dependencies: ["GridletQueue"]),
