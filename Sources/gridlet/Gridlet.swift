@@ -50,6 +50,7 @@ struct Run {
     }
 
     func run() throws {
+        MallocArenas.useOne()
         if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l); use error, warning, notice, info or debug", code: 2) }
         var log = Logger(label: "gridlet", minimum: logLevel.flatMap { LogLevel(name: $0) } ?? .info)
         var site: Demo.Site?
