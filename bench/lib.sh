@@ -3,8 +3,13 @@
 # (after `cd` to the repository root). Provides: $bin, $work, pids+=() cleanup, port,
 # start_site (sets $mq $mp $cp and starts the broker and both simulators), write_config EXTRA.
 export PATH="$PATH:/usr/sbin"
-swift build -c release --static-swift-stdlib -Xlinker -s >/dev/null
-bin=$PWD/.build/release/gridlet
+# GRIDLET_BIN=PATH measures that binary instead of building .build/release/gridlet.
+if [ -n "${GRIDLET_BIN:-}" ]; then
+  bin=$(realpath "$GRIDLET_BIN")
+else
+  swift build -c release --static-swift-stdlib -Xlinker -s >/dev/null
+  bin=$PWD/.build/release/gridlet
+fi
 work=$(mktemp -d); chmod 755 "$work"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

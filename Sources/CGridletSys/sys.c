@@ -215,3 +215,9 @@ int gridlet_tcp_listen(const char *host, int port) {
     errno = last;
     return -1;
 }
+
+#include <malloc.h>
+
+int gridlet_malloc_one_arena(void) {
+    return mallopt(M_ARENA_MAX, 1);
+}

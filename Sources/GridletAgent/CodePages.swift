@@ -9,3 +9,13 @@ public enum CodePages {
         if getenv("GRIDLET_NO_TRIM") == nil { _ = gridlet_trim_code_pages() }
     }
 }
+
+/// Process-wide memory settings for the daemon.
+public enum MallocArenas {
+    /// One malloc arena for all threads instead of one per thread that allocates (bus threads,
+    /// MQTT, state writer, socket): ~100 KiB less anonymous memory at the daemon's allocation
+    /// rates (docs/benchmarks.md). `MALLOC_ARENA_MAX` in the environment still decides when set.
+    public static func useOne() {
+        if getenv("MALLOC_ARENA_MAX") == nil { _ = gridlet_malloc_one_arena() }
+    }
+}

@@ -95,6 +95,12 @@ public struct DeviceReader: Sendable {
     /// SunSpec "not implemented" values.
     public static func decode(_ block: ReadBlock, registers: [UInt16]) -> [String: Double?] {
         var out: [String: Double?] = [:]
+        decode(block, registers: registers, into: &out)
+        return out
+    }
+
+    /// `decode` into an existing dictionary (one per poll, not one per block and a merge).
+    static func decode(_ block: ReadBlock, registers: [UInt16], into out: inout [String: Double?]) {
         for p in block.points {
             let start = p.address - block.address
             let end = start + p.type.registerCount
@@ -107,18 +113,17 @@ public struct DeviceReader: Sendable {
             }
             out[p.name] = .some(PointCodec.decode(p, registers[start..<end], sf: sf))
         }
-        return out
     }
 
     /// Reads all blocks one after another; `completion` runs on the bus thread with every point
     /// (point name -> value, nil for NaN) or the first error.
     public func read(on bus: ModbusBus, completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
         guard let cache = discovered, let settings = profile.sunspec else {
-            readBlocks(planned, 0, on: bus, values: [:], completion: completion)
+            readAll(planned, on: bus, completion: completion)
             return
         }
         if let blocks = cache.blocks() {
-            readBlocks(blocks, 0, on: bus, values: [:], completion: completion)
+            readAll(blocks, on: bus, completion: completion)
             return
         }
         let (profile, selected, maxRegisters, maxHole) = (self.profile, self.selected, self.maxRegisters, self.maxHole)
@@ -133,7 +138,7 @@ public struct DeviceReader: Sendable {
                 }
                 let blocks = DeviceReader.plan(DeviceReader.select(resolved.points, selected), maxRegisters: maxRegisters, maxHole: maxHole)
                 cache.store(model: (found.id, found.address), blocks: blocks)
-                reader.readBlocks(blocks, 0, on: bus, values: [:], completion: completion)
+                reader.readAll(blocks, on: bus, completion: completion)
             }
         }
     }
@@ -146,17 +151,28 @@ public struct DeviceReader: Sendable {
         return slot.wait { $0 }!
     }
 
-    private func readBlocks(_ blocks: [ReadBlock], _ index: Int, on bus: ModbusBus, values: [String: Double?],
+    private func readAll(_ blocks: [ReadBlock], on bus: ModbusBus,
+                         completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
+        readBlocks(blocks, 0, on: bus, into: PollValues(capacity: blocks.reduce(0) { $0 + $1.points.count }), completion: completion)
+    }
+
+    /// One poll's values, filled block by block on the bus thread (one dictionary per poll
+    /// instead of one per block plus a copy for each merge).
+    private final class PollValues: @unchecked Sendable {
+        var values: [String: Double?] = [:]
+        init(capacity: Int) { values.reserveCapacity(capacity) }
+    }
+
+    private func readBlocks(_ blocks: [ReadBlock], _ index: Int, on bus: ModbusBus, into poll: PollValues,
                             completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
-        guard index < blocks.count else { completion(.success(values)); return }
+        guard index < blocks.count else { completion(.success(poll.values)); return }
         let block = blocks[index]
         bus.submit(.read(table: block.table, address: block.address, count: block.count, unit: unit, deviceName: deviceName)) { result in
             switch result {
             case let .failure(e): completion(.failure(e))
             case let .success(regs):
-                var merged = values
-                for (k, v) in DeviceReader.decode(block, registers: regs) { merged[k] = v }
-                readBlocks(blocks, index + 1, on: bus, values: merged, completion: completion)
+                DeviceReader.decode(block, registers: regs, into: &poll.values)
+                readBlocks(blocks, index + 1, on: bus, into: poll, completion: completion)
             }
         }
     }

@@ -34,12 +34,15 @@ final class LockedCondition<Value: Sendable>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    /// Runs `body` with the lock held and wakes all waiters afterwards.
+    /// Runs `body` with the lock held and wakes all waiters afterwards. The broadcast comes
+    /// after the unlock: a waiter woken while the lock is still held would only block again on
+    /// the mutex (two more futex calls and a context switch per hand-off). Waiters re-check
+    /// their condition under the lock, so the order does not change what they see.
     func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer {
-            pthread_cond_broadcast(cond)
             pthread_mutex_unlock(mutex)
+            pthread_cond_broadcast(cond)
         }
         return try body(&value)
     }

@@ -1,18 +1,23 @@
-import ArgumentParser
 import GridletAgent
+import GridletCLI
 import GridletCore
 import GridletYAML
 
 /// Hidden: polls a profile's read blocks back to back through the agent's read path
 /// (`PollBenchmark`) and prints transactions per second, for bench/poll-rate.sh.
-struct BenchPoll: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench-poll", abstract: "Measure the poll rate (benchmark).",
-                                                    shouldDisplay: false)
-    @Argument(help: "Profile.") var profile: String
-    @Option(name: .long, help: "HOST:PORT") var tcp: String
-    @Option(name: .long, help: "Unit id.") var unit: Int?
-    @Option(name: .long, help: "Seconds to run.") var seconds: Double = 3
-    @Flag(name: .long, help: "Only print the read blocks as FC:ADDRESS:COUNT.") var printBlocks = false
+struct BenchPoll {
+    static let command = Command("bench-poll", abstract: "Measure the poll rate (benchmark).", args: [
+        .positional("profile", "Profile.", required: true),
+        .option("tcp", "HOST:PORT", required: true),
+        .option("unit", .int, "Unit id."),
+        .option("seconds", .double, "Seconds to run.", default: "3.0"),
+        .flag("print-blocks", "Only print the read blocks as FC:ADDRESS:COUNT."),
+    ], hidden: true) { try BenchPoll($0).run() }
+    let profile: String, tcp: String, unit: Int?, seconds: Double, printBlocks: Bool
+    init(_ p: Parsed) {
+        profile = p.string("profile"); tcp = p.string("tcp"); unit = p.optionalInt("unit"); seconds = p.double("seconds")
+        printBlocks = p.flag("print-blocks")
+    }
 
     func run() throws {
         let p: DeviceProfile

@@ -1,12 +1,15 @@
-import ArgumentParser
 import GridletAgent
+import GridletCLI
 import GridletCore
 import GridletYAML
 
-struct Boards: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the built-in board descriptions, or print one (boards/*.yaml).")
-    @Argument(help: "Print this board's YAML (a name, or a path to a board file to validate and print).") var name: String?
-    @Flag(name: .long, help: "Print JSON (the list, or the board's serial ports and defaults).") var json = false
+struct Boards {
+    static let command = Command("boards", abstract: "List the built-in board descriptions, or print one (boards/*.yaml).", args: [
+        .positional("name", "Print this board's YAML (a name, or a path to a board file to validate and print)."),
+        .flag("json", "Print JSON (the list, or the board's serial ports and defaults)."),
+    ]) { try Boards($0).run() }
+    let name: String?, json: Bool
+    init(_ p: Parsed) { name = p.optionalString("name"); json = p.flag("json") }
 
     func run() throws {
         if let name {

@@ -1,5 +1,5 @@
-import ArgumentParser
 import GridletAgent
+import GridletCLI
 import GridletCore
 
 /// Asks the running daemon (the control loop owns the events); exit 1 with the daemon's error.
@@ -22,11 +22,19 @@ func errorText(_ v: JSONValue) -> String {
     return v.serialized
 }
 
-struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the dispatch events the daemon has stored.")
-    @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
-    @Option(name: .long, help: "The daemon's socket.") var socket: String?
+/// `--json --config --socket`, the arguments of the commands that ask the daemon.
+let daemonArgs: [ArgSpec] = [
+    .flag("json", "Print JSON."),
+    .option("config", "Configuration file (to find the socket)."),
+    .option("socket", "The daemon's socket."),
+]
+
+struct Events {
+    static let command = Command("events", abstract: "List the dispatch events the daemon has stored.", args: daemonArgs) {
+        try Events($0).run()
+    }
+    let json: Bool, config: String?, socket: String?
+    init(_ p: Parsed) { json = p.flag("json"); config = p.optionalString("config"); socket = p.optionalString("socket") }
 
     func run() throws {
         let v = try askDaemon("events", config: config, socket: socket)
@@ -47,14 +55,14 @@ struct Events: ParsableCommand {
     }
 }
 
-struct OptOut: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "optout",
-        abstract: "Opt out of a dispatch event, or of a schedule's current (or next) window, when it allows it.")
-    @Argument(help: "Event id or schedule id.") var id: String
-    @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
-    @Option(name: .long, help: "The daemon's socket.") var socket: String?
+struct OptOut {
+    static let command = Command(
+        "optout", abstract: "Opt out of a dispatch event, or of a schedule's current (or next) window, when it allows it.",
+        args: [.positional("id", "Event id or schedule id.", required: true)] + daemonArgs) { try OptOut($0).run() }
+    let id: String, json: Bool, config: String?, socket: String?
+    init(_ p: Parsed) {
+        id = p.string("id"); json = p.flag("json"); config = p.optionalString("config"); socket = p.optionalString("socket")
+    }
 
     func run() throws {
         guard CommandParser.validID(id) else { throw Failure("'\(id)' is not a valid event or schedule id; give the id as `gridlet events` or `gridlet schedule` show it (1 to 64 of A-Z a-z 0-9 _ . : -)", code: 2) }
@@ -68,13 +76,15 @@ struct OptOut: ParsableCommand {
     }
 }
 
-struct Schedule: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the active schedule windows and the next transitions with their source.")
-    @Flag(name: .long, help: "List the next transitions (the default).") var next = false
-    @Option(name: .long, help: "How many transitions.") var count: Int = 10
-    @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
-    @Option(name: .long, help: "The daemon's socket.") var socket: String?
+struct Schedule {
+    static let command = Command(
+        "schedule", abstract: "Show the active schedule windows and the next transitions with their source.",
+        args: [.flag("next", "List the next transitions (the default)."),
+               .option("count", .int, "How many transitions.", default: "10")] + daemonArgs) { try Schedule($0).run() }
+    let count: Int, json: Bool, config: String?, socket: String?
+    init(_ p: Parsed) {
+        count = p.int("count"); json = p.flag("json"); config = p.optionalString("config"); socket = p.optionalString("socket")
+    }
 
     func run() throws {
         guard count > 0 else { throw Failure("--count must be 1 or more, got \(count)", code: 2) }
@@ -90,28 +100,28 @@ struct Schedule: ParsableCommand {
     }
 }
 
-struct VersionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "version",
-        abstract: "The version counters of the remote cmd/events and cmd/schedules sets.",
-        subcommands: [Reset.self])
+enum VersionCommand {
+    static let command = Command(
+        "version", abstract: "The version counters of the remote cmd/events and cmd/schedules sets.",
+        subcommands: [Reset.command])
 
     /// The on-site way out when a DERMS's version counter went backwards (a restored database, a
     /// new DERMS): the daemon answers every lower version `stale_version`, so without a reset the
     /// sender would have to count up past the old version.
-    struct Reset: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Forget the version of cmd/events or cmd/schedules: the next set is accepted whatever its version.",
+    struct Reset {
+        static let command = Command(
+            "reset", abstract: "Forget the version of cmd/events or cmd/schedules: the next set is accepted whatever its version.",
             discussion: """
                 Use it when the sender's version counter went back (cmd/... replies stale_version with \
                 current_version). What is stored stays in force until the next set replaces it. Make \
                 sure the set retained on the broker is the one you want: it is delivered again at the \
                 next reconnect, and after a reset any version is accepted.
-                """)
-        @Argument(help: "Which set: events or schedules.") var set: String
-        @Flag(name: .long, help: "Print JSON.") var json = false
-        @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
-        @Option(name: .long, help: "The daemon's socket.") var socket: String?
+                """,
+            args: [.positional("set", "Which set: events or schedules.", required: true)] + daemonArgs) { try Reset($0).run() }
+        let set: String, json: Bool, config: String?, socket: String?
+        init(_ p: Parsed) {
+            set = p.string("set"); json = p.flag("json"); config = p.optionalString("config"); socket = p.optionalString("socket")
+        }
 
         func run() throws {
             guard let which = ControlEngine.VersionedSet(rawValue: set) else {

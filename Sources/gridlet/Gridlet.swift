@@ -1,18 +1,15 @@
 import Glibc
-import ArgumentParser
 import GridletAgent
+import GridletCLI
 import GridletCore
 import GridletYAML
 
-struct Gridlet: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "gridlet",
-        abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
-        version: gridletVersion,
-        subcommands: [Run.self, Status.self, Read.self, ConfigCommand.self, Profiles.self, Simulate.self, Boards.self,
-                      Events.self, OptOut.self, Schedule.self, Scan.self, ModbusCommand.self, BenchPoll.self,
-                      QueueCommand.self, VersionCommand.self, LedgerCommand.self])
-}
+/// The command tree (GridletCLI): each command's arguments in the order of its usage line and help.
+let gridletCommand = Command(
+    "gridlet", abstract: "Edge agent for EV chargers and meters: Modbus in, MQTT out, local control when offline.",
+    subcommands: [Run.command, Status.command, Read.command, ConfigCommand.command, Profiles.command, Simulate.command,
+                  Boards.command, Events.command, OptOut.command, Schedule.command, Scan.command, ModbusCommand.command,
+                  BenchPoll.command, QueueCommand.command, VersionCommand.command, LedgerCommand.command])
 
 /// Exit codes (SPEC §5): 0 ok, 1 failure, 2 usage or configuration error.
 struct Failure: Error, CustomStringConvertible {
@@ -36,28 +33,24 @@ func socketPath(config: String?, socket: String?) throws -> String {
     return SocketPath.resolve(configured: loaded.config.site.socket)
 }
 
-struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the agent (the daemon; systemd Type=notify).")
+struct Run {
+    static let command = Command("run", abstract: "Run the agent (the daemon; systemd Type=notify).", args: [
+        .option("config", "Configuration file.", default: "/etc/gridlet/gridlet.yaml"),
+        .flag("demo", "Run on the embedded default: simulated meter and charger in this process, broker on 127.0.0.1."),
+        .option("mqtt-port", .int, "With --demo: the broker's port.", default: "1883"),
+        .option("state-dir", "With --demo: state directory.", default: "/tmp/gridlet-demo"),
+        .option("log-level", "Log level: error, warning, notice, info, debug (overrides log.level)."),
+        .option("board", "Board name or board file whose defaults apply (overrides the board: key)."),
+    ]) { try Run($0).run() }
 
-    @Option(name: .long, help: "Configuration file.")
-    var config: String = "/etc/gridlet/gridlet.yaml"
-
-    @Flag(name: .long, help: "Run on the embedded default: simulated meter and charger in this process, broker on 127.0.0.1.")
-    var demo = false
-
-    @Option(name: .long, help: "With --demo: the broker's port.")
-    var mqttPort: Int = 1883
-
-    @Option(name: .long, help: "With --demo: state directory.")
-    var stateDir: String = "/tmp/gridlet-demo"
-
-    @Option(name: .long, help: "Log level: error, warning, notice, info, debug (overrides log.level).")
-    var logLevel: String?
-
-    @Option(name: .long, help: "Board name or board file whose defaults apply (overrides the board: key).")
-    var board: String?
+    let config: String, demo: Bool, mqttPort: Int, stateDir: String, logLevel: String?, board: String?
+    init(_ p: Parsed) {
+        config = p.string("config"); demo = p.flag("demo"); mqttPort = p.int("mqtt-port"); stateDir = p.string("state-dir")
+        logLevel = p.optionalString("log-level"); board = p.optionalString("board")
+    }
 
     func run() throws {
+        MallocArenas.useOne()
         if let l = logLevel, LogLevel(name: l) == nil { throw Failure("unknown log level \(l); use error, warning, notice, info or debug", code: 2) }
         var log = Logger(label: "gridlet", minimum: logLevel.flatMap { LogLevel(name: $0) } ?? .info)
         var site: Demo.Site?
@@ -83,20 +76,27 @@ struct Run: ParsableCommand {
     }
 }
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show the running daemon's state (limit, source, readings, comm, queue, MQTT).",
+struct Status {
+    static let command = Command(
+        "status", abstract: "Show the running daemon's state (limit, source, readings, comm, queue, MQTT).",
         discussion: """
             Problems come first, in words; times are local to site.timezone, with their age. --json prints the daemon's \
             status document unchanged. --watch redraws every second until Ctrl-C (or --count redraws); with --line it \
             prints one summary line per second instead.
-            """)
-    @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Configuration file (to find the socket).") var config: String?
-    @Option(name: .long, help: "The daemon's socket.") var socket: String?
-    @Flag(name: .long, help: "Redraw every second until Ctrl-C.") var watch = false
-    @Flag(name: .long, help: "One summary line (per second with --watch).") var line = false
-    @Option(name: .long, help: "With --watch: stop after this many updates (0 = until Ctrl-C).") var count: Int = 0
+            """,
+        args: [
+            .flag("json", "Print JSON."),
+            .option("config", "Configuration file (to find the socket)."),
+            .option("socket", "The daemon's socket."),
+            .flag("watch", "Redraw every second until Ctrl-C."),
+            .flag("line", "One summary line (per second with --watch)."),
+            .option("count", .int, "With --watch: stop after this many updates (0 = until Ctrl-C).", default: "0"),
+        ]) { try Status($0).run() }
+    let json: Bool, config: String?, socket: String?, watch: Bool, line: Bool, count: Int
+    init(_ p: Parsed) {
+        json = p.flag("json"); config = p.optionalString("config"); socket = p.optionalString("socket")
+        watch = p.flag("watch"); line = p.flag("line"); count = p.int("count")
+    }
 
     func run() throws {
         guard count >= 0 else { throw Failure("--count must be 0 (until Ctrl-C) or more", code: 2) }
@@ -167,12 +167,15 @@ func writeOut(_ text: String) {
     }
 }
 
-struct Read: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Read every point of a configured device (through the daemon when it runs).")
-    @Argument(help: "Device name from the configuration.") var device: String
-    @Argument(help: "Only these points.") var points: [String] = []
-    @Option(name: .long, help: "Configuration file.") var config: String = "/etc/gridlet/gridlet.yaml"
-    @Flag(name: .long, help: "Print JSON.") var json = false
+struct Read {
+    static let command = Command("read", abstract: "Read every point of a configured device (through the daemon when it runs).", args: [
+        .positional("device", "Device name from the configuration.", required: true),
+        .positional("points", "Only these points.", repeating: true),
+        .option("config", "Configuration file.", default: "/etc/gridlet/gridlet.yaml"),
+        .flag("json", "Print JSON."),
+    ]) { try Read($0).run() }
+    let device: String, points: [String], config: String, json: Bool
+    init(_ p: Parsed) { device = p.string("device"); points = p.strings("points"); config = p.string("config"); json = p.flag("json") }
 
     func run() throws {
         let loaded = try loadConfig(config)
@@ -188,7 +191,7 @@ struct Read: ParsableCommand {
                 print("\(name.padding(18)) \(value) \(p["unit"]?.stringValue ?? "")")
             }
         }
-        if v["ok"]?.boolValue != true { throw ExitCode(1) }
+        if v["ok"]?.boolValue != true { throw Failure("", code: 1) }
     }
 }
 
@@ -196,14 +199,17 @@ extension String {
     func padding(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
 }
 
-struct ConfigCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self])
+enum ConfigCommand {
+    static let command = Command("config", abstract: "Configuration tools.", subcommands: [Check.command])
 
-    struct Check: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate a configuration file; exit 2 when it is invalid.")
-        @Argument(help: "The file.") var path: String
-        @Option(name: .long, help: "Board name or board file whose defaults apply (as with run --board).") var board: String?
-        @Flag(name: .long, help: "Print JSON ({\"ok\":false,\"error\":...} when invalid; exit 2 all the same).") var json = false
+    struct Check {
+        static let command = Command("check", abstract: "Validate a configuration file; exit 2 when it is invalid.", args: [
+            .positional("path", "The file.", required: true),
+            .option("board", "Board name or board file whose defaults apply (as with run --board)."),
+            .flag("json", "Print JSON ({\"ok\":false,\"error\":...} when invalid; exit 2 all the same)."),
+        ]) { try Check($0).run() }
+        let path: String, board: String?, json: Bool
+        init(_ p: Parsed) { path = p.string("path"); board = p.optionalString("board"); json = p.flag("json") }
         func run() throws {
             let loaded: ConfigLoading.Loaded
             do {
@@ -224,10 +230,13 @@ struct ConfigCommand: ParsableCommand {
     }
 }
 
-struct Profiles: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the built-in device profiles, or print one.")
-    @Argument(help: "Print this profile's YAML.") var name: String?
-    @Flag(name: .long, help: "Print JSON.") var json = false
+struct Profiles {
+    static let command = Command("profiles", abstract: "List the built-in device profiles, or print one.", args: [
+        .positional("name", "Print this profile's YAML."),
+        .flag("json", "Print JSON."),
+    ]) { try Profiles($0).run() }
+    let name: String?, json: Bool
+    init(_ p: Parsed) { name = p.optionalString("name"); json = p.flag("json") }
 
     func run() throws {
         if let name {

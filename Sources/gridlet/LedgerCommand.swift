@@ -1,23 +1,29 @@
-import ArgumentParser
 import GridletAgent
+import GridletCLI
 import GridletCore
 
 /// `gridlet ledger`: the energy ledger summed over a time range and split by market (award-hour
 /// energy apart from retail) or by source, from the local copy in state_dir/ledger.log.
-struct LedgerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ledger",
-        abstract: "Sum the energy ledger by market or source (from state_dir/ledger.log).",
+struct LedgerCommand {
+    static let command = Command(
+        "ledger", abstract: "Sum the energy ledger by market or source (from state_dir/ledger.log).",
         discussion: """
             Records only partly inside --from/--to count pro rata in time (their row says estimated). Records \
             without a market are 'retail'. The ledger's own records come from the ledger meter's counters \
             (docs/control.md "Energy ledger").
-            """)
-    @Option(name: .long, help: "Start, RFC 3339 (e.g. 2027-06-01T00:00:00Z); default: the first record.") var from: String?
-    @Option(name: .long, help: "End (exclusive), RFC 3339; default: the last record.") var to: String?
-    @Option(name: .long, help: "Split by market or source.") var by: String = "market"
-    @Option(name: .long, help: "Configuration file (to find state_dir).") var config: String = "/etc/gridlet/gridlet.yaml"
-    @Flag(name: .long, help: "Print JSON.") var json = false
+            """,
+        args: [
+            .option("from", "Start, RFC 3339 (e.g. 2027-06-01T00:00:00Z); default: the first record."),
+            .option("to", "End (exclusive), RFC 3339; default: the last record."),
+            .option("by", "Split by market or source.", default: "market"),
+            .option("config", "Configuration file (to find state_dir).", default: "/etc/gridlet/gridlet.yaml"),
+            .flag("json", "Print JSON."),
+        ]) { try LedgerCommand($0).run() }
+    let from: String?, to: String?, by: String, config: String, json: Bool
+    init(_ p: Parsed) {
+        from = p.optionalString("from"); to = p.optionalString("to"); by = p.string("by"); config = p.string("config")
+        json = p.flag("json")
+    }
 
     func run() throws {
         guard let key = LedgerSplit.Key(rawValue: by) else { throw Failure("--by: expected market or source, got '\(by)'", code: 2) }

@@ -1,27 +1,36 @@
-import ArgumentParser
 import Glibc
 import GridletAgent
+import GridletCLI
 import GridletCore
 
 /// Where a diagnostics command talks: a configured bus (through the daemon when it runs) or
 /// an endpoint given on the command line (through the daemon when a configured bus has that
 /// endpoint and the daemon runs; otherwise directly — then we are the only master).
-struct BusTarget: ParsableArguments {
-    @Option(name: .long, help: "Modbus TCP endpoint HOST:PORT.") var tcp: String?
-    @Option(name: .long, help: "Serial device for Modbus RTU (e.g. /dev/ttyUSB0).") var rtu: String?
-    @Option(name: .long, help: "Modbus RTU frames over raw TCP (a serial-to-Ethernet adapter in transparent mode), HOST:PORT.")
-    var rtuOverTcp: String?
-    @Option(name: .long, help: "A bus from the configuration.") var bus: String?
-    @Option(name: .long, help: "RTU: baud rate.") var baud: Int = 9600
-    @Option(name: .long, help: "RTU: parity none|even|odd.") var parity: String = "none"
-    @Option(name: .long, help: "RTU: stop bits 1|2.") var stopBits: Int = 1
-    @Flag(name: .long, help: "RTU: RS-485 direction control (see --rs485-mode).") var rs485 = false
-    @Option(name: .long, help: "RTU with --rs485: auto (kernel RS-485 mode, else RTS toggling), kernel, rts-up or rts-down.")
-    var rs485Mode: String = "auto"
-    @Option(name: .long, help: "RTU with --rs485: RTS toggling delay before and after sending, in microseconds (default one character time).")
-    var rtsDelayUs: Int?
-    @Option(name: .long, help: "Response timeout, e.g. 100ms or 1s.") var timeout: String = "500ms"
-    @Option(name: .long, help: "Configuration file (to find the daemon and configured buses).") var config: String = "/etc/gridlet/gridlet.yaml"
+struct BusTarget {
+    static let args: [ArgSpec] = [
+        .option("tcp", "Modbus TCP endpoint HOST:PORT."),
+        .option("rtu", "Serial device for Modbus RTU (e.g. /dev/ttyUSB0)."),
+        .option("rtu-over-tcp", "Modbus RTU frames over raw TCP (a serial-to-Ethernet adapter in transparent mode), HOST:PORT."),
+        .option("bus", "A bus from the configuration."),
+        .option("baud", .int, "RTU: baud rate.", default: "9600"),
+        .option("parity", "RTU: parity none|even|odd.", default: "none"),
+        .option("stop-bits", .int, "RTU: stop bits 1|2.", default: "1"),
+        .flag("rs485", "RTU: RS-485 direction control (see --rs485-mode)."),
+        .option("rs485-mode", "RTU with --rs485: auto (kernel RS-485 mode, else RTS toggling), kernel, rts-up or rts-down.",
+                default: "auto"),
+        .option("rts-delay-us", .int,
+                "RTU with --rs485: RTS toggling delay before and after sending, in microseconds (default one character time)."),
+        .option("timeout", "Response timeout, e.g. 100ms or 1s.", default: "500ms"),
+        .option("config", "Configuration file (to find the daemon and configured buses).", default: "/etc/gridlet/gridlet.yaml"),
+    ]
+    let tcp: String?, rtu: String?, rtuOverTcp: String?, bus: String?, baud: Int, parity: String, stopBits: Int, rs485: Bool
+    let rs485Mode: String, rtsDelayUs: Int?, timeout: String, config: String
+    init(_ p: Parsed) {
+        tcp = p.optionalString("tcp"); rtu = p.optionalString("rtu"); rtuOverTcp = p.optionalString("rtu-over-tcp")
+        bus = p.optionalString("bus"); baud = p.int("baud"); parity = p.string("parity"); stopBits = p.int("stop-bits")
+        rs485 = p.flag("rs485"); rs485Mode = p.string("rs485-mode"); rtsDelayUs = p.optionalInt("rts-delay-us")
+        timeout = p.string("timeout"); config = p.string("config")
+    }
 
     /// The --timeout in milliseconds.
     func timeoutMs() throws -> Int {
@@ -66,17 +75,24 @@ struct BusTarget: ParsableArguments {
     }
 }
 
-struct ModbusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "modbus", abstract: "Raw Modbus transactions with an explicit function code (diagnostics).",
-        subcommands: [ReadRegisters.self, WriteRegisters.self])
+enum ModbusCommand {
+    static let command = Command(
+        "modbus", abstract: "Raw Modbus transactions with an explicit function code (diagnostics).",
+        subcommands: [ReadRegisters.command, WriteRegisters.command])
 
-    struct Layout: ParsableArguments {
-        @Option(name: .long, help: "Unit id.") var unit: Int = 1
-        @Option(name: .long, help: "Register address (0-based, as on the wire; 0x.. accepted).") var address: String
-        @Option(name: .long, help: "Value type: uint16, int16, uint32, int32, float32, float64.") var type: String = "uint16"
-        @Option(name: .long, help: "Word order of multi-register values: hi_first or lo_first.") var wordOrder: String = "hi_first"
-        @Flag(name: .long, help: "Print JSON.") var json = false
+    struct Layout {
+        static let args: [ArgSpec] = [
+            .option("unit", .int, "Unit id.", default: "1"),
+            .option("address", "Register address (0-based, as on the wire; 0x.. accepted).", required: true),
+            .option("type", "Value type: uint16, int16, uint32, int32, float32, float64.", default: "uint16"),
+            .option("word-order", "Word order of multi-register values: hi_first or lo_first.", default: "hi_first"),
+            .flag("json", "Print JSON."),
+        ]
+        let unit: Int, address: String, type: String, wordOrder: String, json: Bool
+        init(_ p: Parsed) {
+            unit = p.int("unit"); address = p.string("address"); type = p.string("type"); wordOrder = p.string("word-order")
+            json = p.flag("json")
+        }
 
         func parsed() throws -> (address: Int, type: RegisterType, order: WordOrder) {
             guard let a = YAMLScalar.int(address), (0...65535).contains(a) else { throw Failure("--address: expected 0...65535, got '\(address)'", code: 2) }
@@ -126,12 +142,13 @@ struct ModbusCommand: ParsableCommand {
         return "0x" + String(repeating: "0", count: 4 - s.count) + s
     }
 
-    struct ReadRegisters: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "read", abstract: "Read registers (function 3 or 4).")
-        @OptionGroup var target: BusTarget
-        @OptionGroup var layout: Layout
-        @Option(name: .long, help: "3 (holding) or 4 (input).") var function: Int = 3
-        @Option(name: .long, help: "Number of values of --type to read.") var count: Int = 1
+    struct ReadRegisters {
+        static let command = Command("read", abstract: "Read registers (function 3 or 4).", args: BusTarget.args + Layout.args + [
+            .option("function", .int, "3 (holding) or 4 (input).", default: "3"),
+            .option("count", .int, "Number of values of --type to read.", default: "1"),
+        ]) { try ReadRegisters($0).run() }
+        let target: BusTarget, layout: Layout, function: Int, count: Int
+        init(_ p: Parsed) { target = BusTarget(p); layout = Layout(p); function = p.int("function"); count = p.int("count") }
 
         func run() throws {
             let (address, type, order) = try layout.parsed()
@@ -142,12 +159,13 @@ struct ModbusCommand: ParsableCommand {
         }
     }
 
-    struct WriteRegisters: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "write", abstract: "Write holding registers (function 6 or 16).")
-        @OptionGroup var target: BusTarget
-        @OptionGroup var layout: Layout
-        @Option(name: .long, help: "6 (one register) or 16 (several).") var function: Int = 16
-        @Argument(help: "Values, encoded by --type and --word-order.") var values: [Double]
+    struct WriteRegisters {
+        static let command = Command("write", abstract: "Write holding registers (function 6 or 16).", args: BusTarget.args + Layout.args + [
+            .option("function", .int, "6 (one register) or 16 (several).", default: "16"),
+            .positional("values", .double, "Values, encoded by --type and --word-order.", required: true, repeating: true),
+        ]) { try WriteRegisters($0).run() }
+        let target: BusTarget, layout: Layout, function: Int, values: [Double]
+        init(_ p: Parsed) { target = BusTarget(p); layout = Layout(p); function = p.int("function"); values = p.doubles("values") }
 
         func run() throws {
             let (address, type, order) = try layout.parsed()

@@ -1,19 +1,23 @@
-import ArgumentParser
 import Glibc
 import GridletAgent
+import GridletCLI
 import GridletCore
 
 /// `gridlet queue stats|peek`: through the daemon's socket when it runs (it holds the
 /// queue's lock), else on the queue file opened read-only.
-struct QueueCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "queue", abstract: "Inspect the on-disk queue (through the daemon when it runs).",
-        subcommands: [Stats.self, Peek.self])
+enum QueueCommand {
+    static let command = Command(
+        "queue", abstract: "Inspect the on-disk queue (through the daemon when it runs).",
+        subcommands: [Stats.command, Peek.command])
 
-    struct Where: ParsableArguments {
-        @Option(name: .long, help: "Configuration file (to find the socket and state_dir).") var config: String = "/etc/gridlet/gridlet.yaml"
-        @Option(name: .long, help: "The daemon's socket (default: from the configuration).") var socket: String?
-        @Option(name: .long, help: "The queue directory, used when no daemon answers (default: state_dir/queue).") var queueDir: String?
+    struct Where {
+        static let args: [ArgSpec] = [
+            .option("config", "Configuration file (to find the socket and state_dir).", default: "/etc/gridlet/gridlet.yaml"),
+            .option("socket", "The daemon's socket (default: from the configuration)."),
+            .option("queue-dir", "The queue directory, used when no daemon answers (default: state_dir/queue)."),
+        ]
+        let config: String, socket: String?, queueDir: String?
+        init(_ p: Parsed) { config = p.string("config"); socket = p.optionalString("socket"); queueDir = p.optionalString("queue-dir") }
 
         func ask(_ request: String) throws -> String {
             var sock = socket
@@ -35,11 +39,12 @@ struct QueueCommand: ParsableCommand {
         }
     }
 
-    struct Stats: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Depth, bytes, oldest age, drops, records skipped on recovery, next seq.")
-        @OptionGroup var place: Where
-        @Flag(name: .long, help: "Print JSON.") var json = false
+    struct Stats {
+        static let command = Command(
+            "stats", abstract: "Depth, bytes, oldest age, drops, records skipped on recovery, next seq.",
+            args: Where.args + [.flag("json", "Print JSON.")]) { try Stats($0).run() }
+        let place: Where, json: Bool
+        init(_ p: Parsed) { place = Where(p); json = p.flag("json") }
 
         func run() throws {
             let text = try place.ask("queue-stats")
@@ -62,11 +67,14 @@ struct QueueCommand: ParsableCommand {
         }
     }
 
-    struct Peek: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the oldest records with their decoded payload.")
-        @OptionGroup var place: Where
-        @Option(name: .long, help: "How many records (at most 1000).") var count: Int = 10
-        @Flag(name: .long, help: "Print JSON.") var json = false
+    struct Peek {
+        static let command = Command(
+            "peek", abstract: "Show the oldest records with their decoded payload.",
+            args: Where.args + [.option("count", .int, "How many records (at most 1000).", default: "10"), .flag("json", "Print JSON.")]) {
+            try Peek($0).run()
+        }
+        let place: Where, count: Int, json: Bool
+        init(_ p: Parsed) { place = Where(p); count = p.int("count"); json = p.flag("json") }
 
         func run() throws {
             guard count >= 0 else { throw Failure("--count must be >= 0", code: 2) }

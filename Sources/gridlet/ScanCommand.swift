@@ -1,18 +1,21 @@
-import ArgumentParser
 import GridletAgent
+import GridletCLI
 import GridletCore
 
-struct Scan: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Find the unit ids that answer on a bus (reads holding register 0 of each; an exception counts as an answer).",
+struct Scan {
+    static let command = Command(
+        "scan", abstract: "Find the unit ids that answer on a bus (reads holding register 0 of each; an exception counts as an answer).",
         discussion: """
             Takes at most (to - from + 1) x --timeout (no retries). Progress goes to standard error. Through the \
             daemon each unit is a separate request, so its polls go on between them.
-            """)
-    @OptionGroup var target: BusTarget
-    @Option(name: .long, help: "First unit id.") var from: Int = 1
-    @Option(name: .long, help: "Last unit id.") var to: Int = 247
-    @Flag(name: .long, help: "Print JSON.") var json = false
+            """,
+        args: BusTarget.args + [
+            .option("from", .int, "First unit id.", default: "1"),
+            .option("to", .int, "Last unit id.", default: "247"),
+            .flag("json", "Print JSON."),
+        ]) { try Scan($0).run() }
+    let target: BusTarget, from: Int, to: Int, json: Bool
+    init(_ p: Parsed) { target = BusTarget(p); from = p.int("from"); to = p.int("to"); json = p.flag("json") }
 
     func run() throws {
         guard from >= 0, from <= to, to <= 255 else { throw Failure("--from/--to: 0 <= from <= to <= 255 (RTU: 1...247)", code: 2) }

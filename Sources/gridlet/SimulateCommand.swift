@@ -1,42 +1,57 @@
-import ArgumentParser
 import GridletAgent
+import GridletCLI
 import GridletCore
 import GridletYAML
 
-struct Simulate: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Serve a profile's register map over Modbus TCP or RTU (libmodbus server) for demos and tests.",
+struct Simulate {
+    static let command = Command(
+        "simulate", abstract: "Serve a profile's register map over Modbus TCP or RTU (libmodbus server) for demos and tests.",
         discussion: """
             Faults: --fault no-answer | exception:N | slow:300ms [--fault-unit N], or --fault device[:VALUE]: a
             charger that answers and says it is in fault (its profile's control.fault point serves VALUE, by default
             the first value the profile lists as a fault). With --fault-file PATH the fault is read from that file
             about every 100 ms (same syntax, optionally FAULT@UNIT; a missing file means none), so a test can make
             the device stop answering, or go into fault, mid-run.
-            """)
-    @Argument(help: "Built-in profile name or profile file.") var profile: String
-    @Option(name: .long, help: "TCP port.") var port: Int = 1502
-    @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
-    @Option(name: .long, help: "Serve Modbus RTU on this serial device (e.g. a socat pty) instead of TCP.") var rtu: String?
-    @Flag(name: .long, help: "Serve RTU frames over raw TCP on --host/--port (a transparent serial-to-Ethernet adapter).")
-    var rtuOverTcp = false
-    @Option(name: .long, help: "RTU: baud rate.") var baud: Int = 9600
-    @Option(name: .long, help: "RTU: parity none|even|odd.") var parity: String = "none"
-    @Option(name: .long, help: "RTU: stop bits 1|2.") var stopBits: Int = 1
-    @Option(name: .long, help: "RTU: unit id answered (default: the profile's unit).") var unit: Int?
-    @Flag(name: .long, help: "Keep values constant (for exact comparisons).") var frozen = false
-    @Option(name: .long, help: "Append every write received as a JSON line to this file.") var writeLog: String?
-    @Option(name: .long, help: "Serve this phase voltage on every phase (e.g. 230).") var voltage: Double?
-    @Option(name: .long, help: "Raise every phase voltage by this percent in every other second (e.g. 0.5), also with --frozen.")
-    var voltageWobble: Double = 0
-    @Option(name: .long, help: "SunSpec profiles: meter model to serve (201-204, 211-214).") var sunspecModel: Int = 203
-    @Option(name: .long, help: "SunSpec profiles: address of the 'SunS' marker (40000, 0 or 50000).") var sunspecBase: Int = 40000
-    @Option(name: .long, parsing: .upToNextOption, help: "SunSpec profiles: points served as 'not implemented'.") var unimplemented: [String] = []
-    @Option(name: .long, help: "Inject a fault: none, no-answer, exception:N, slow:MS, device[:VALUE].") var fault: String = "none"
-    @Option(name: .long, help: "Apply the fault to this unit id only.") var faultUnit: Int?
-    @Option(name: .long, help: "Read the fault from this file at run time.") var faultFile: String?
-    @Option(name: .long, help: "Bidirectional profiles: battery capacity in Wh.") var capacityWh: Double = 60_000
-    @Option(name: .long, help: "Bidirectional profiles: state of charge at start, in %.") var soc: Double = 50
-    @Option(name: .long, help: "Bidirectional profiles: the most the device charges or discharges, in W.") var maxPowerW: Double = 7400
+            """,
+        args: [
+            .positional("profile", "Built-in profile name or profile file.", required: true),
+            .option("port", .int, "TCP port.", default: "1502"),
+            .option("host", "Address to bind.", default: "127.0.0.1"),
+            .option("rtu", "Serve Modbus RTU on this serial device (e.g. a socat pty) instead of TCP."),
+            .flag("rtu-over-tcp", "Serve RTU frames over raw TCP on --host/--port (a transparent serial-to-Ethernet adapter)."),
+            .option("baud", .int, "RTU: baud rate.", default: "9600"),
+            .option("parity", "RTU: parity none|even|odd.", default: "none"),
+            .option("stop-bits", .int, "RTU: stop bits 1|2.", default: "1"),
+            .option("unit", .int, "RTU: unit id answered (default: the profile's unit)."),
+            .flag("frozen", "Keep values constant (for exact comparisons)."),
+            .option("write-log", "Append every write received as a JSON line to this file."),
+            .option("voltage", .double, "Serve this phase voltage on every phase (e.g. 230)."),
+            .option("voltage-wobble", .double,
+                    "Raise every phase voltage by this percent in every other second (e.g. 0.5), also with --frozen.", default: "0.0"),
+            .option("sunspec-model", .int, "SunSpec profiles: meter model to serve (201-204, 211-214).", default: "203"),
+            .option("sunspec-base", .int, "SunSpec profiles: address of the 'SunS' marker (40000, 0 or 50000).", default: "40000"),
+            .option("unimplemented", "SunSpec profiles: points served as 'not implemented'.", repeating: true),
+            .option("fault", "Inject a fault: none, no-answer, exception:N, slow:MS, device[:VALUE].", default: "none"),
+            .option("fault-unit", .int, "Apply the fault to this unit id only."),
+            .option("fault-file", "Read the fault from this file at run time."),
+            .option("capacity-wh", .double, "Bidirectional profiles: battery capacity in Wh.", default: "60000.0"),
+            .option("soc", .double, "Bidirectional profiles: state of charge at start, in %.", default: "50.0"),
+            .option("max-power-w", .double, "Bidirectional profiles: the most the device charges or discharges, in W.",
+                    default: "7400.0"),
+        ]) { try Simulate($0).run() }
+    let profile: String, port: Int, host: String, rtu: String?, rtuOverTcp: Bool, baud: Int, parity: String, stopBits: Int
+    let unit: Int?, frozen: Bool, writeLog: String?, voltage: Double?, voltageWobble: Double, sunspecModel: Int, sunspecBase: Int
+    let unimplemented: [String], fault: String, faultUnit: Int?, faultFile: String?, capacityWh: Double, soc: Double
+    let maxPowerW: Double
+    init(_ p: Parsed) {
+        profile = p.string("profile"); port = p.int("port"); host = p.string("host"); rtu = p.optionalString("rtu")
+        rtuOverTcp = p.flag("rtu-over-tcp"); baud = p.int("baud"); parity = p.string("parity"); stopBits = p.int("stop-bits")
+        unit = p.optionalInt("unit"); frozen = p.flag("frozen"); writeLog = p.optionalString("write-log")
+        voltage = p.optionalDouble("voltage"); voltageWobble = p.double("voltage-wobble"); sunspecModel = p.int("sunspec-model")
+        sunspecBase = p.int("sunspec-base"); unimplemented = p.strings("unimplemented"); fault = p.string("fault")
+        faultUnit = p.optionalInt("fault-unit"); faultFile = p.optionalString("fault-file"); capacityWh = p.double("capacity-wh")
+        soc = p.double("soc"); maxPowerW = p.double("max-power-w")
+    }
 
     func run() throws {
         let p: DeviceProfile

@@ -1,26 +1,30 @@
-import ArgumentParser
 import Glibc
 import GridletAgent
+import GridletCLI
 
 CodePages.trim()
 
-// Map ArgumentParser's exit codes to ours: usage errors exit 2, failures 1.
-do {
-    var command = try Gridlet.parseAsRoot()
-    try command.run()
-} catch let failure as Failure {
-    printError("gridlet: \(failure.description)")
-    exit(failure.code)
-} catch let refused as DiagnosticsError {
-    printError("gridlet: \(refused.description)")
-    exit(refused.isUsage ? 2 : 1)
-} catch {
-    let code = Gridlet.exitCode(for: error).rawValue
-    let message = Gridlet.fullMessage(for: error)
-    if code == 0 {
-        if !message.isEmpty { print(message) }
-        exit(0)
+// Exit codes (SPEC §5): 0 ok (help and --version too), 1 failure, 2 usage or configuration error.
+let parser = CommandLineParser(root: gridletCommand, version: gridletVersion)
+switch parser.parse(Array(CommandLine.arguments.dropFirst())) {
+case let .help(path):
+    print(parser.helpText(path))
+case .version:
+    print(gridletVersion)
+case let .usageError(text):
+    printError(text)
+    exit(2)
+case let .run(path, parsed):
+    do {
+        try path.last!.run!(parsed)
+    } catch let failure as Failure {
+        if !failure.description.isEmpty { printError("gridlet: \(failure.description)") }
+        exit(failure.code)
+    } catch let refused as DiagnosticsError {
+        printError("gridlet: \(refused.description)")
+        exit(refused.isUsage ? 2 : 1)
+    } catch {
+        printError("gridlet: \(error)")
+        exit(1)
     }
-    if !message.isEmpty { printError(message) }
-    exit(code == 64 ? 2 : code)
 }

@@ -17,6 +17,10 @@ void gridlet_set_thread_name(const char *name);
    objects with text relocations are left alone. Returns the bytes advised. */
 long gridlet_trim_code_pages(void);
 
+/* mallopt(M_ARENA_MAX, 1): every thread allocates from the main arena (returns mallopt's 1 on
+   success). */
+int gridlet_malloc_one_arena(void);
+
 /* RTS line control for user-space RS-485 direction switching (installed as libmodbus's custom
    RTS setter). gridlet_rts_set_fd raises (on != 0) or lowers RTS with TIOCMBIS/TIOCMBIC.
    gridlet_rts_probe returns 0 when fd has a controllable RTS line (TIOCMGET works), else errno
