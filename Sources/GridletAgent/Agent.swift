@@ -227,6 +227,7 @@ public final class Agent {
         }
         for input in inputs { handle(input) }
         writeAcks()
+        flushMQTT()   // replies decided by the inputs go out before the turn's work
         turn()
         flushMQTT()
         loopTurns.record(us: time.monoUs() - began)
@@ -242,7 +243,8 @@ public final class Agent {
     /// Sends what this turn published now, not on the next turn's poll.
     func flushMQTT() {
         guard let m = mqtt, let w = m.pollRequest, w.events & Int16(POLLOUT) != 0 else { return }
-        serviceMQTT(m)
+        m.flush()
+        mqttServicedMonoMs = time.monoMs()
     }
 
     func shutdown() {

@@ -55,12 +55,15 @@ protocol MQTTPort: AnyObject {
     /// One pass of the client's I/O on the loop (reads, writes, keepalive); its events are posted
     /// to the mailbox from inside it.
     func service()
+    /// Writes what the turn published, batched into as few segments as fit.
+    func flush()
 }
 
 extension MQTTPort {
     /// Fakes complete on the calling thread: nothing to poll, nothing to run.
     var pollRequest: (fd: Int32, events: Int16)? { nil }
     func service() {}
+    func flush() {}
 }
 
 /// The on-disk queue of outbound records (SPEC §4).

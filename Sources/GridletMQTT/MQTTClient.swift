@@ -354,6 +354,22 @@ public final class MQTTClient: @unchecked Sendable {
         }
     }
 
+    /// With `externalIO`, after publishing a batch: writes everything queued in as few TCP
+    /// segments as fit (TCP_CORK around the writes, released at once, so nothing waits). With
+    /// TCP_NODELAY each publish was a segment of its own, and every segment costs both ends a
+    /// trip through the network stack and the broker a wake-up.
+    public func flush() {
+        guard let w = pollRequest, w.events & Int16(POLLOUT) != 0 else { return }
+        Self.cork(w.fd, true)
+        service()
+        Self.cork(w.fd, false)
+    }
+
+    static func cork(_ fd: Int32, _ on: Bool) {
+        var v: Int32 = on ? 1 : 0
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_CORK, &v, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     static func quickAck(_ fd: Int32) {
         guard fd >= 0 else { return }
         var one: Int32 = 1
