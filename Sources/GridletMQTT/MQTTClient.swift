@@ -271,10 +271,12 @@ public final class MQTTClient: @unchecked Sendable {
                 }
                 needConnect = false
             }
-            // Sleeps until the socket has something or another thread queues a packet (publish,
-            // subscribe and disconnect write a byte to libmosquitto's socket pair in threaded mode,
-            // which wakes the select). The timeout only paces keepalive pings: 1 s instead of the
-            // former 100 ms saves 9 idle wake-ups a second.
+            // With `externalIO` the caller's thread runs the I/O from here until it fails (the
+            // agent's control loop: no thread hand-off per PUBACK or publish). Without it this
+            // thread does: `mosquitto_loop` sleeps until the socket has something or another
+            // thread queues a packet (publish, subscribe and disconnect write a byte to
+            // libmosquitto's socket pair in threaded mode, which wakes the select). The timeout
+            // only paces keepalive pings: 1 s instead of the former 100 ms saves 9 idle wake-ups a second.
             let rc: Int32
             if let wake = options.externalIO {
                 rc = handOver(wake)
