@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <sys/timex.h>
+#include <sys/eventfd.h>
 #include <pthread.h>
 #include <string.h>
 #include "cgridletsys.h"
@@ -12,6 +13,8 @@ int gridlet_clock_synchronised(void) {
     if (state == TIME_ERROR) return 0;
     return (tx.status & STA_UNSYNC) ? 0 : 1;
 }
+
+int gridlet_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 void gridlet_set_thread_name(const char *name) {
     char buf[16];

@@ -50,7 +50,7 @@ public final class Agent {
     let queue: any RecordQueue
     let makeMQTT: (MQTTClientOptions, @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) -> any MQTTPort
     let status: StatusServer?
-    let mailbox = Mailbox<AgentInput>()
+    let mailbox: Mailbox<AgentInput>
     let notify = SystemdNotify()
     var mqtt: (any MQTTPort)?
     /// The OpenADR VEN, when configured (AgentOpenADR.swift).
@@ -81,6 +81,8 @@ public final class Agent {
     var nextStateToken: UInt64 = 1
     var queueErrorLogged = false
     var commandsDropped = 0
+    /// When the loop last ran the MQTT client's I/O (it does at least every second, for the keepalive).
+    var mqttServicedMonoMs: Int64 = 0
     /// Seqs the broker acknowledged in this step, acked in the queue together.
     var acksToWrite: [UInt64] = []
     /// How long the loop's turns take (its work, not its wait): nothing slow may sit on it.
@@ -120,6 +122,9 @@ public final class Agent {
     }
 
     init(config: GridletConfig, ports: AgentPorts, logger: Logger) throws(AgentError) {
+        do throws(Errno) { mailbox = try Mailbox() } catch {
+            throw AgentError("cannot create the control loop's wake-up eventfd: \(error)")
+        }
         self.config = config
         self.log = logger
         self.root = config.mqtt.root(siteID: config.site.id)
@@ -209,7 +214,11 @@ public final class Agent {
 
     func startMQTT() throws(AgentError) {
         let box = mailbox
-        let options = try mqttOptions()
+        var options = try mqttOptions()
+        // The control loop runs the broker socket's I/O itself (one poll over the socket and the
+        // mailbox): a PUBACK read there is acknowledged in the queue and the next record published
+        // in the same turn, with no hand-off between threads. The client's thread only connects.
+        options.externalIO = { box.wake() }
         do throws(MQTTError) {
             let client = try makeMQTT(options) { event in
                 // A command beyond the mailbox's bound is dropped unanswered: no reply, so the
@@ -226,12 +235,33 @@ public final class Agent {
     /// One turn of the control loop: waits up to `waitMs` for inputs, handles them, then lets the
     /// machines act on the time.
     func step(waitMs: Int64) {
-        let inputs = mailbox.take(timeoutMs: waitMs)
+        let watch = mqtt?.pollRequest
+        var (inputs, ready) = mailbox.take(timeoutMs: waitMs, watching: watch)
         let began = time.monoUs()
+        if watch != nil, let m = mqtt, ready != 0 || began / 1000 - mqttServicedMonoMs >= 1000 {
+            serviceMQTT(m)
+            inputs += mailbox.take(timeoutMs: 0)
+        }
         for input in inputs { handle(input) }
         writeAcks()
+        flushMQTT()   // replies decided by the inputs go out before the turn's work
         turn()
+        flushMQTT()
         loopTurns.record(us: time.monoUs() - began)
+    }
+
+    /// Reads what the broker sent (its events land in the mailbox), writes what is queued, keeps
+    /// the session alive.
+    func serviceMQTT(_ m: any MQTTPort) {
+        m.service()
+        mqttServicedMonoMs = time.monoMs()
+    }
+
+    /// Sends what this turn published now, not on the next turn's poll.
+    func flushMQTT() {
+        guard let m = mqtt, let w = m.pollRequest, w.events & Int16(POLLOUT) != 0 else { return }
+        m.flush()
+        mqttServicedMonoMs = time.monoMs()
     }
 
     func shutdown() {
@@ -244,7 +274,13 @@ public final class Agent {
             // after the restart (bounded well inside systemd's stop timeout).
             let deadline = time.monoMs() + 3000
             while time.monoMs() < deadline, pipeline.inFlight > 0 {
-                for input in mailbox.take(timeoutMs: 50) { if case .mqtt = input { handle(input) } }
+                let watch = m.pollRequest
+                var (inputs, ready) = mailbox.take(timeoutMs: 50, watching: watch)
+                if watch != nil, ready != 0 || time.monoMs() - mqttServicedMonoMs >= 1000 {
+                    serviceMQTT(m)
+                    inputs += mailbox.take(timeoutMs: 0)
+                }
+                for input in inputs { if case .mqtt = input { handle(input) } }
                 writeAcks()
             }
         }

@@ -49,6 +49,21 @@ protocol MQTTPort: AnyObject {
     @discardableResult
     func publish(topic: String, payload: [UInt8], qos: Int32, retain: Bool,
                  responseCorrelation: [UInt8]?, messageExpiryS: UInt32?) throws(MQTTError) -> Int32
+    /// While the control loop runs the client's socket I/O (`MQTTClientOptions.externalIO`):
+    /// the socket and the events to poll for; nil while the client's thread (re)connects.
+    var pollRequest: (fd: Int32, events: Int16)? { get }
+    /// One pass of the client's I/O on the loop (reads, writes, keepalive); its events are posted
+    /// to the mailbox from inside it.
+    func service()
+    /// Writes what the turn published, batched into as few segments as fit.
+    func flush()
+}
+
+extension MQTTPort {
+    /// Fakes complete on the calling thread: nothing to poll, nothing to run.
+    var pollRequest: (fd: Int32, events: Int16)? { nil }
+    func service() {}
+    func flush() {}
 }
 
 /// The on-disk queue of outbound records (SPEC §4).

@@ -378,7 +378,7 @@ struct ConfigDecoder {
             q.sync = v
         }
         if let v = try m.durationMs("sync_interval", min: 1, max: 60_000) { q.syncIntervalMs = v }
-        if let v = try m.int("replay_rate", in: 1...10_000) { q.replayRate = v }
+        if let v = try m.int("replay_rate", in: 1...1_000_000) { q.replayRate = v }
         try m.finish()
         return q
     }

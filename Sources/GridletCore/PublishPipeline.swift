@@ -112,7 +112,10 @@ public struct PublishPipeline: Sendable {
         // sends two records closer than 1/replay_rate.
         let spacingUs = max(1, 1_000_000 / Int64(replayRate))
         while room > 0, nowUs >= nextReplayUs {
-            let batch = source.records(after: historyCursor, limit: max(room, Self.window))
+            // Only as many as there is room for: each record read is a pread and a payload copy
+            // (reading a full window for one free slot doubled the drain's reads).
+            let limit = room
+            let batch = source.records(after: historyCursor, limit: limit)
             guard !batch.isEmpty else { break }
             var progressed = false
             for r in batch {
@@ -125,7 +128,7 @@ public struct PublishPipeline: Sendable {
                 if !send(r, historical: true) { historyCursor = r.seq - 1; return }
                 progressed = true
             }
-            if !progressed && batch.count < max(room, Self.window) { break }
+            if !progressed && batch.count < limit { break }
         }
     }
 }

@@ -1,4 +1,5 @@
 import CMosquitto
+import Dispatch
 import Glibc
 import GridletSys
 import Synchronization
@@ -56,6 +57,11 @@ public struct MQTTClientOptions: Sendable {
     /// MQTT 5 Maximum Packet Size announced at connect: the broker does not send anything larger
     /// (a command is at most 64 KiB, SPEC §3; the rest is room for topic and properties).
     public var maximumPacketSize: UInt32 = 64 * 1024 + 1024
+    /// Set: the caller's thread runs the socket I/O while a connection is up (`pollRequest` and
+    /// `service`), and the client's own thread only connects, reconnects and backs off; this is
+    /// called (on that thread) when the caller should start polling the socket. nil: the client's
+    /// thread runs everything (`mosquitto_loop`), and events arrive on it.
+    public var externalIO: (@Sendable () -> Void)? = nil
 
     public init(clientID: String, host: String, port: Int, keepaliveS: Int = 30, username: String? = nil, password: String? = nil,
                 caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, tlsInsecure: Bool = false,
@@ -75,6 +81,9 @@ public struct MQTTClientOptions: Sendable {
 final class EventSink: Sendable {
     let handler: @Sendable (MQTTEvent) -> Void
     let connected = Atomic<Bool>(false)
+    /// Set by every accepted CONNACK, cleared by the network thread when it resets its backoff
+    /// (with `externalIO` it only looks after the session ended, when `connected` is false again).
+    let connackSeen = Atomic<Bool>(false)
     /// Set by the CONNACK callback when the broker refuses MQTT 5.
     let downgradeRequested = Atomic<Bool>(false)
     let usingV5: Atomic<Bool>
@@ -101,6 +110,10 @@ public final class MQTTClient: @unchecked Sendable {
     private let options: MQTTClientOptions
     private let stopped = Mutex(false)
     private let thread = Mutex<PosixThread?>(nil)
+    /// With `externalIO`: who runs libmosquitto's I/O now (the connector thread or the caller's),
+    /// and the result of the caller's last `mosquitto_loop` when it handed the I/O back.
+    private let io = Mutex<(driver: Bool, rc: Int32)>((false, 0))
+    private let handedBack = DispatchSemaphore(value: 0)
 
     public init(options: MQTTClientOptions, handler: @escaping @Sendable (MQTTEvent) -> Void) throws(MQTTError) {
         _ = libraryInit
@@ -258,18 +271,27 @@ public final class MQTTClient: @unchecked Sendable {
                 }
                 needConnect = false
             }
-            // Sleeps until the socket has something or another thread queues a packet (publish,
-            // subscribe and disconnect write a byte to libmosquitto's socket pair in threaded mode,
-            // which wakes the select). The timeout only paces keepalive pings: 1 s instead of the
-            // former 100 ms saves 9 idle wake-ups a second.
-            let rc = mosquitto_loop(mosq, 1000, 1)
-            // Acknowledge what was just read at once. Otherwise Linux delays the ACK of a small
-            // packet (a PUBACK for our telemetry) by up to 40 ms, and a broker with Nagle on (the
-            // mosquitto default, set_tcp_nodelay false) holds the next packet to us — a command —
-            // until that ACK arrives: measured p99 command -> register write 37 ms, 1.3 ms with
-            // the broker's Nagle off. TCP_QUICKACK is not sticky, so it is set after every read.
-            Self.quickAck(mosquitto_socket(mosq))
-            if sink.connected.load(ordering: .relaxed) { attempt = 0; droppedBeforeConnack = 0 }
+            // With `externalIO` the caller's thread runs the I/O from here until it fails (the
+            // agent's control loop: no thread hand-off per PUBACK or publish). Without it this
+            // thread does: `mosquitto_loop` sleeps until the socket has something or another
+            // thread queues a packet (publish, subscribe and disconnect write a byte to
+            // libmosquitto's socket pair in threaded mode, which wakes the select). The timeout
+            // only paces keepalive pings: 1 s instead of the former 100 ms saves 9 idle wake-ups a second.
+            let rc: Int32
+            if let wake = options.externalIO {
+                rc = handOver(wake)
+            } else {
+                rc = mosquitto_loop(mosq, 1000, 1)
+                // Acknowledge what was just read at once. Otherwise Linux delays the ACK of a small
+                // packet (a PUBACK for our telemetry) by up to 40 ms, and a broker with Nagle on (the
+                // mosquitto default, set_tcp_nodelay false) holds the next packet to us — a command —
+                // until that ACK arrives: measured p99 command -> register write 37 ms, 1.3 ms with
+                // the broker's Nagle off. TCP_QUICKACK is not sticky, so it is set after every read.
+                Self.quickAck(mosquitto_socket(mosq))
+            }
+            if sink.connackSeen.exchange(false, ordering: .relaxed) || sink.connected.load(ordering: .relaxed) {
+                attempt = 0; droppedBeforeConnack = 0
+            }
             if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
                 if stopped.withLock({ $0 }) { break }
                 // Some MQTT 3.1.1-only brokers (amqtt, measured) do not answer an MQTT 5 CONNECT
@@ -291,6 +313,63 @@ public final class MQTTClient: @unchecked Sendable {
                 pause(sink.downgradeRequested.load(ordering: .relaxed) ? 100 : nextDelayMs(attempt)); attempt += 1
             }
         }
+    }
+
+    /// With `externalIO`, once connected (or connecting): the caller's thread runs the I/O until
+    /// `mosquitto_loop` fails there (`service`) or `stop`; returns that failure for the reconnect
+    /// logic above. Nothing on this thread touches `mosq` meanwhile.
+    private func handOver(_ wake: @Sendable () -> Void) -> Int32 {
+        let handed = io.withLock { s -> Bool in
+            // Under `io`, so `stop` either sees the caller driving or this sees `stopped`.
+            guard !stopped.withLock({ $0 }) else { return false }
+            s = (true, 0)
+            return true
+        }
+        guard handed else { return Int32(MOSQ_ERR_NO_CONN.rawValue) }
+        wake()
+        handedBack.wait()
+        return io.withLock { $0.rc }
+    }
+
+    /// With `externalIO`: the socket and events to poll while the caller runs the I/O (POLLOUT
+    /// while libmosquitto has something to write); nil while the client's thread is connecting or
+    /// backing off.
+    public var pollRequest: (fd: Int32, events: Int16)? {
+        guard options.externalIO != nil, io.withLock({ $0.driver }) else { return nil }
+        let fd = mosquitto_socket(mosq)
+        guard fd >= 0 else { return nil }
+        return (fd, Int16(POLLIN) | (mosquitto_want_write(mosq) ? Int16(POLLOUT) : 0))
+    }
+
+    /// With `externalIO`, on the caller's thread: one pass of libmosquitto's I/O without waiting
+    /// (read what arrived, with the event callbacks running here; write what is queued; the
+    /// keepalive ping and its timeout). Call it when `pollRequest`'s socket is ready, after
+    /// publishing, and at least every second. A failure hands the I/O back to the client's
+    /// thread, which reports it and reconnects with backoff.
+    public func service() {
+        guard options.externalIO != nil, io.withLock({ $0.driver }) else { return }
+        let rc = mosquitto_loop(mosq, 0, 1)
+        Self.quickAck(mosquitto_socket(mosq))
+        if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) {
+            io.withLock { $0 = (false, rc) }
+            handedBack.signal()
+        }
+    }
+
+    /// With `externalIO`, after publishing a batch: writes everything queued in as few TCP
+    /// segments as fit (TCP_CORK around the writes, released at once, so nothing waits). With
+    /// TCP_NODELAY each publish was a segment of its own, and every segment costs both ends a
+    /// trip through the network stack and the broker a wake-up.
+    public func flush() {
+        guard let w = pollRequest, w.events & Int16(POLLOUT) != 0 else { return }
+        Self.cork(w.fd, true)
+        service()
+        Self.cork(w.fd, false)
+    }
+
+    static func cork(_ fd: Int32, _ on: Bool) {
+        var v: Int32 = on ? 1 : 0
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_CORK, &v, socklen_t(MemoryLayout<Int32>.size))
     }
 
     static func quickAck(_ fd: Int32) {
@@ -327,11 +406,28 @@ public final class MQTTClient: @unchecked Sendable {
         try check(mosquitto_subscribe_v5(mosq, nil, pattern, qos, 0, nil), "subscribe to \(pattern)")
     }
 
-    /// Disconnects cleanly (no will) and stops the network thread; safe to call twice.
+    /// Disconnects cleanly (no will) and stops the network thread; safe to call twice. With
+    /// `externalIO`, call it on the thread that runs the I/O: it sends the DISCONNECT from there
+    /// (up to a second) before it hands the I/O back.
     public func stop() {
         let already = stopped.withLock { s -> Bool in defer { s = true }; return s }
         if already { return }
         _ = mosquitto_disconnect(mosq)
+        if options.externalIO != nil, io.withLock({ $0.driver }) {
+            var waitedMs = 0
+            while io.withLock({ $0.driver }), waitedMs < 1000 {
+                var fds = [pollfd(fd: mosquitto_socket(mosq), events: Int16(POLLOUT), revents: 0)]
+                if fds[0].fd >= 0 { _ = pollDescriptors(&fds, timeoutMs: 100) }
+                service()
+                waitedMs += 100
+            }
+            let stillDriving = io.withLock { s -> Bool in
+                guard s.driver else { return false }
+                s = (false, Int32(MOSQ_ERR_NO_CONN.rawValue))
+                return true
+            }
+            if stillDriving { handedBack.signal() }
+        }
         // Let the loop send the DISCONNECT (queuing it wakes the loop), then end the thread (it checks
         // `stopped` after every loop, and every 100 ms while it waits to reconnect).
         if let t = thread.withLock({ v -> PosixThread? in defer { v = nil }; return v }) { t.join() }
@@ -356,6 +452,7 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
     _, obj, rc, flags, _ in
     guard let s = sink(obj) else { return }
     s.connected.store(rc == 0, ordering: .relaxed)
+    if rc == 0 { s.connackSeen.store(true, ordering: .relaxed) }
     if s.usingV5.load(ordering: .relaxed),
        rc == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) || rc == Int32(CONNACK_REFUSED_PROTOCOL_VERSION.rawValue) {
         s.downgradeRequested.store(true, ordering: .relaxed)

@@ -1,6 +1,7 @@
 @testable import GridletAgent
 import Glibc
 import GridletCore
+import GridletSys
 import GridletYAML
 import Testing
 
@@ -183,8 +184,8 @@ extension AgentWiringTests {
 }
 
 @Suite struct MailboxTests {
-    @Test func commandsBeyondTheBoundAreRefusedAndCountedCompletionsNever() {
-        let m = Mailbox<Int>(capacity: 3)
+    @Test func commandsBeyondTheBoundAreRefusedAndCountedCompletionsNever() throws {
+        let m = try Mailbox<Int>(capacity: 3)
         for i in 0..<5 { m.offer(i) }
         for i in 100..<110 { m.post(i) }   // completions: always accepted
         #expect(m.refused == 2)
@@ -194,6 +195,44 @@ extension AgentWiringTests {
         // The bound is on what is pending: after a take there is room again.
         #expect(m.offer(7))
         #expect(m.refused == 2)
+    }
+
+    /// The loop sleeps until an input arrives, not until its timeout.
+    @Test func aPostFromAnotherThreadEndsTheWait() throws {
+        let m = try Mailbox<Int>()
+        let t0 = SystemClock.monoMs()
+        let poster = try PosixThread.start { usleep(50_000); m.post(1) }
+        let got = m.take(timeoutMs: 5000)
+        poster.join()
+        #expect(got == [1])
+        #expect(SystemClock.monoMs() - t0 < 2000)
+    }
+
+    /// Posts made while the loop is awake (a burst of PUBACKs read on the loop itself) leave no
+    /// signal behind: the next wait sleeps its whole timeout instead of a spurious empty turn.
+    @Test func postsWhileAwakeLeaveNoSpuriousWakeUp() throws {
+        let m = try Mailbox<Int>()
+        for i in 0..<20 { m.post(i) }
+        #expect(m.take(timeoutMs: 100).count == 20)
+        let t0 = SystemClock.monoMs()
+        #expect(m.take(timeoutMs: 150).isEmpty)
+        #expect(SystemClock.monoMs() - t0 >= 140)
+    }
+
+    /// One poll over the mailbox and a socket: data on the socket ends the wait and is reported.
+    @Test func aWatchedDescriptorEndsTheWait() throws {
+        let m = try Mailbox<Int>()
+        var sv: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sv) == 0)
+        defer { close(sv[0]); close(sv[1]) }
+        let idle = m.take(timeoutMs: 20, watching: (sv[0], Int16(POLLIN)))
+        #expect(idle.items.isEmpty && idle.ready == 0)
+        var byte: UInt8 = 1
+        #expect(write(sv[1], &byte, 1) == 1)
+        let t0 = SystemClock.monoMs()
+        let r = m.take(timeoutMs: 5000, watching: (sv[0], Int16(POLLIN)))
+        #expect(r.ready & Int16(POLLIN) != 0)
+        #expect(SystemClock.monoMs() - t0 < 2000)
     }
 
     @Test func aCommandFloodIsBoundedInTheAgent() throws {

@@ -51,6 +51,31 @@ final class Wire {
         #expect(p.replayWaitUs(nowUs: 0, backlog: 1) == nil)
     }
 
+    /// Each record read is a pread and a payload copy: with one free slot the backlog path reads
+    /// one record, not a window's worth.
+    @Test func theBacklogReadsOnlyAsManyRecordsAsThereIsRoomFor() {
+        final class Counting: OutboundRecordSource {
+            let store = Store(seqs: Array(1...100))
+            var read = 0
+            func records(after seq: UInt64, limit: Int) -> [Rec] {
+                let r = store.records(after: seq, limit: limit)
+                read += r.count
+                return r
+            }
+        }
+        var p = PublishPipeline(replayRate: 1_000_000)
+        p.sessionUp()
+        let source = Counting()
+        let w = Wire()
+        p.pump(from: source, nowUs: 1_000_000, transmit: w.transmit)
+        #expect(source.read == PublishPipeline.window)
+        source.read = 0
+        _ = p.acknowledged(mid: w.sent[0].mid)
+        p.pump(from: source, nowUs: 1_000_100, transmit: w.transmit)
+        #expect(w.sent.map(\.seq) == Array(1...17))
+        #expect(source.read == 1)
+    }
+
     @Test func windowOfSixteenIsNeverExceeded() {
         var p = PublishPipeline(replayRate: 1_000_000)
         p.sessionUp()

@@ -156,3 +156,78 @@ final class Events: Sendable {
         }
     }
 }
+
+/// `externalIO`: the caller's thread runs the socket I/O (as the agent's control loop does); the
+/// client's own thread only connects and reconnects.
+@Suite(.serialized) struct MQTTExternalIOTests {
+    /// Polls the client's socket and runs its I/O on this thread until `condition` or `ms`.
+    func drive(_ client: MQTTClient, _ ms: Int, until condition: () -> Bool) -> Bool {
+        var waited = 0
+        while waited < ms {
+            if condition() { return true }
+            if let w = client.pollRequest {
+                var fds = [pollfd(fd: w.fd, events: w.events, revents: 0)]
+                _ = poll(&fds, 1, 20)
+                client.service()
+                client.flush()
+            } else {
+                usleep(20_000)
+            }
+            waited += 20
+        }
+        return condition()
+    }
+
+    @Test func theCallersThreadRunsTheIOAndTheClientsThreadReconnects() throws {
+        let broker = try Broker()
+        try broker.start()
+        let events = Events()
+        let seen = Seen()
+        var options = MQTTClientOptions(clientID: "t-ext", host: "127.0.0.1", port: broker.port,
+                                        reconnectDelayMinS: 1, reconnectDelayMaxS: 1)
+        options.externalIO = { seen.handoffs.add(1, ordering: .relaxed) }
+        let client = try MQTTClient(options: options) { e in
+            seen.threads.withLock { $0.append(pthread_self()) }
+            events.add(e)
+        }
+        try client.start()
+        #expect(waitUntil(5000) { seen.handoffs.load(ordering: .relaxed) == 1 && client.pollRequest != nil })
+        // Handed over: nothing reads the CONNACK until this thread does.
+        usleep(300_000)
+        #expect(events.connectedCount == 0)
+        #expect(drive(client, 5000) { events.connectedCount == 1 })
+        let mids = try (0..<40).map { i in try client.publish(topic: "t/ext", payload: Array("m\(i)".utf8)) }
+        #expect(drive(client, 5000) { mids.allSatisfy(events.acked) }, "not every PUBACK arrived: \(events.all.count) events")
+        let me = pthread_self()
+        #expect(seen.threads.withLock { $0.allSatisfy { pthread_equal($0, me) != 0 } }, "an event arrived on another thread")
+
+        // The broker goes away: the failure hands the I/O back, the client's thread reconnects
+        // with backoff and hands it over again.
+        broker.stop()
+        #expect(drive(client, 5000) { client.pollRequest == nil })
+        #expect(events.all.contains { if case .disconnected = $0 { return true }; return false })
+        try broker.start()
+        #expect(waitUntil(10_000) { seen.handoffs.load(ordering: .relaxed) >= 2 && client.pollRequest != nil })
+        #expect(drive(client, 5000) { events.connectedCount == 2 })
+
+        // A clean stop from the driving thread sends DISCONNECT (reason 0) and ends the client's thread.
+        let t0 = SystemClockish.ms()
+        client.stop()
+        #expect(SystemClockish.ms() - t0 < 3000)
+        #expect(client.pollRequest == nil)
+        #expect(events.all.last == .disconnected(returnCode: 0))
+    }
+}
+
+final class Seen: Sendable {
+    let handoffs = Atomic<Int>(0)
+    let threads = Mutex<[pthread_t]>([])
+}
+
+enum SystemClockish {
+    static func ms() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}

@@ -166,6 +166,12 @@ mqtt:
     #expect(c.siteMeter == nil)
 }
 
+/// An unpaced drain (bench/drain.sh): the broker and the 16 in flight set the pace, not the rate.
+@Test func replayRateUpToAMillionPerSecond() throws {
+    let c = try parseConfig(minimal + "\nqueue: {replay_rate: 1000000}\n")
+    #expect(c.queue.replayRate == 1_000_000)
+}
+
 @Test func rtuDefaultsAndTLSDefaultPort() throws {
     let c = try parseConfig("""
     site: {id: s1}
@@ -540,6 +546,13 @@ let badCases: [BadCase] = [
     devices: [{name: m, bus: b, profile: p1}]
     mqtt: {host: b}
     """, path: "buses[0].rts_delay_us", line: 2, fragment: "must be between 0 and 100000"),
+    BadCase(name: "replay_rate above the unpaced maximum", yaml: """
+    site: {id: s1}
+    buses: [{name: b, kind: tcp, host: 10.0.0.2}]
+    devices: [{name: m, bus: b, profile: p1}]
+    mqtt: {host: b}
+    queue: {replay_rate: 1000001}
+    """, path: "queue.replay_rate", line: 5, fragment: "must be between 1 and 1000000"),
     BadCase(name: "rs485_mode on a tcp bus", yaml: """
     site: {id: s1}
     buses: [{name: b, kind: tcp, host: 10.0.0.2, rs485_mode: kernel}]

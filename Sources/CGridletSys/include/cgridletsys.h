@@ -6,6 +6,9 @@
    -1 when adjtimex is refused (EPERM under systemd ProtectClock=yes). */
 int gridlet_clock_synchronised(void);
 
+/* A non-blocking, close-on-exec eventfd with counter 0 (-1 and errno on failure). */
+int gridlet_eventfd(void);
+
 /* Names the calling thread (pthread_setname_np, 15 chars max). */
 void gridlet_set_thread_name(const char *name);
 
