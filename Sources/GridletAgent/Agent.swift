@@ -181,6 +181,7 @@ public final class Agent {
     /// local socket serving.
     func start() throws(AgentError) {
         log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(devices.count) device(s), broker \(config.mqttEnabled ? "\(config.mqtt.host):\(config.mqtt.port)" : "none (OpenADR only)"), queue \(queue.stats.records) record(s) pending")
+        resumeReports()
         resumeLedger()
         let box = mailbox
         if config.mqttEnabled { try startMQTT() }

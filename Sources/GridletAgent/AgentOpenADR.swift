@@ -12,6 +12,8 @@ protocol VENPort: AnyObject, Sendable {
     func start() throws(Errno)
     func stop()
     func pollNow()
+    /// Post a report on the VEN's thread; the answer comes back as `VENReport.reportDone`.
+    func send(_ report: OutgoingReport)
 }
 
 extension VENLink: VENPort {}
@@ -34,14 +36,23 @@ final class OpenADRSide {
     /// The VTN's MQTT notifier connection (AgentOpenADRNotifier.swift), when it offers one.
     var notifier: NotifierLink?
     var notifierProblem: String?
+    /// Reports (AgentOpenADRReports.swift): the USAGE builder and the queue's report outbox.
+    var usage: UsageReporter
+    let reports: ReportOutbox
 
-    init(config: OpenADRConfig, siteID: String, port: any VENPort) {
+    init(config: OpenADRConfig, siteID: String, ledgerIntervalMs: Int64, port: any VENPort) {
         self.config = config
         self.port = port
+        usage = UsageReporter(intervalMs: ledgerIntervalMs)
+        reports = ReportOutbox(seed: payloadDigest(Array(siteID.utf8)) ^ 0x5245_504F_5254)
         settings = OpenADREvents.Settings(programs: config.programs,
                                           acceptedTargets: Set(config.targets + config.resources + [config.venName]),
                                           simpleLevels: config.simpleLevels, randomSeed: payloadDigest(Array(siteID.utf8)))
     }
+
+    /// The report's `resourceName`: the one configured resource, else `AGGREGATED_REPORT` (the site
+    /// meter measures them all together).
+    var reportResourceName: String { config.resources.count == 1 ? config.resources[0] : "AGGREGATED_REPORT" }
 
     /// Stops the VEN thread and the notifier connection.
     func stop() {
@@ -51,7 +62,7 @@ final class OpenADRSide {
     }
 
     /// `gridlet status --json`'s `openadr` object.
-    func statusJSON() -> JSONValue {
+    func statusJSON(nowMono: Int64, nowWall: Int64) -> JSONValue {
         func time(_ ms: Int64?) -> JSONValue { ms.map { .string(Timestamp.format(ms: $0)) } ?? .null }
         let m = mapped
         return .object([
@@ -76,6 +87,7 @@ final class OpenADRSide {
             })),
             ("ignored", .array((m?.problems ?? []).map { .string($0) })),
             ("notifier", notifierJSON),
+            ("reports", reports.json(nowMono: nowMono, nowWall: nowWall)),
         ])
     }
 
@@ -95,7 +107,8 @@ extension Agent {
     static func openADRSide(config: GridletConfig, ports: AgentPorts, mailbox: Mailbox<AgentInput>) -> OpenADRSide? {
         guard let c = config.openADR, let make = ports.makeVEN else { return nil }
         let box = mailbox
-        return OpenADRSide(config: c, siteID: config.site.id, port: make(c) { box.post(.openADR($0)) })
+        return OpenADRSide(config: c, siteID: config.site.id, ledgerIntervalMs: config.telemetry.ledgerIntervalMs,
+                           port: make(c) { box.post(.openADR($0)) })
     }
 
     func startOpenADR() throws(AgentError) {
@@ -106,8 +119,14 @@ extension Agent {
 
     func handleOpenADR(_ report: VENReport, nowWall: Int64) {
         guard let side = openADR else { return }
+        if case let .reportDone(seq, delivery, at) = report {
+            reportDone(seq: seq, delivery, atWallMs: at, nowMono: time.monoMs())
+            return
+        }
         side.polls += 1
         switch report {
+        case .reportDone:
+            break
         case let .failed(error, at, next, _):
             side.failedPolls += 1
             side.failuresInARow += 1
@@ -145,6 +164,9 @@ extension Agent {
         for p in mapped.problems where !side.loggedProblems.contains(p) { log.warning("OpenADR: \(p)") }
         side.loggedProblems = problems
         side.mapped = mapped
+        let before = side.usage.requests
+        side.usage.setRequests(mapped.reportRequests, nowMs: nowWall)
+        if side.usage.requests != before { saveLedger(syncQueue: false) }
         let outcome = engine.replaceOpenADR(mapped.windows, nowMs: nowWall)
         if let e = outcome.error { log.error("OpenADR: \(e.message)") }
         for r in outcome.responses { log.info("event \(r.event): \(r.status.name) (OpenADR)") }

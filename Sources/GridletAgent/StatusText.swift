@@ -158,6 +158,15 @@ public struct StatusText {
             let state = o["ok"]?.boolValue == true ? "ok" : "FAILING: " + (o["last_error"]?["message"]?.stringValue ?? "?")
             let last = timestamp(o["last_poll"]).map { ", last poll " + when($0) } ?? ""
             row("openadr", "\(o["vtn"]?.stringValue ?? "?") \(state)\(last), \((o["events"]?.arrayValue ?? []).count) event(s)")
+            if let r = o["reports"], r != .null {
+                var text = "\(Int(r["queued"]?.doubleValue ?? 0)) queued, \(Int(r["delivered"]?.doubleValue ?? 0)) delivered, \(Int(r["dropped"]?.doubleValue ?? 0)) dropped"
+                if let l = r["last"], l != .null {
+                    text += "; last \(l["report"]?.stringValue ?? "?"): \(l["result"]?.stringValue ?? "?")"
+                    if let at = timestamp(l["at"]) { text += " " + when(at) }
+                }
+                if let n = timestamp(r["next_try"]) { text += "; next try " + when(n) }
+                row("reports", text)
+            }
         }
         row("queue", queueText)
         for (name, d) in status["devices"]?.objectValue ?? [] { row(name, deviceText(name, d)) }

@@ -67,6 +67,9 @@ public struct OpenADREvents: Sendable, Equatable {
 
     public var programs: [Program] = []
     public var windows: [DispatchEvent] = []
+    /// The reports the events ask for that gridlet produces (`USAGE`, `OPERATING_STATE`; see
+    /// OpenADRReports.swift), with the events' interval spans.
+    public var reportRequests: [OpenADRReportRequest] = []
     public var informational: [InformationalInterval] = []
     public var events: [EventSummary] = []
     /// Every object (or part of one) that was ignored, with the reason.
@@ -123,6 +126,7 @@ public struct OpenADREvents: Sendable, Equatable {
             out.events.append(summary)
             out.windows += mapper.windows
             out.informational += mapper.informational
+            out.reportRequests += mapper.reportRequests
             out.problems += mapper.problems
         }
         out.windows.sort { $0.startMs != $1.startMs ? $0.startMs < $1.startMs : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
@@ -157,6 +161,7 @@ private struct EventMapper {
     let programs: [OpenADREvents.Program]
     var windows: [DispatchEvent] = []
     var informational: [OpenADREvents.InformationalInterval] = []
+    var reportRequests: [OpenADRReportRequest] = []
     var problems: [String] = []
 
     init(object: JSONValue, index: Int, settings: OpenADREvents.Settings, nowMs: Int64, programs: [OpenADREvents.Program]) {
@@ -247,6 +252,7 @@ private struct EventMapper {
         var previousEnd: Int64? = nil
         var firstStart: Int64? = nil
         var intervalIDs: Set<Int> = []
+        var spans: [OpenADRReportRequest.Span] = []
         for (i, interval) in intervals.enumerated() {
             let where_ = "\(label) interval [\(i)]"
             guard let idValue = interval["id"]?.doubleValue, idValue == idValue.rounded(), abs(idValue) < 2_147_483_648 else {
@@ -295,11 +301,14 @@ private struct EventMapper {
             if let clip = eventEndMs, let first = firstStart { end = min(end, first + clip) }
             end = min(end, start + OpenADREvents.maxWindowMs)
             guard end > start else { continue }
+            spans.append(.init(id: intervalID, startMs: start, endMs: end))
             mapPayloads(interval["payloads"], label: "\(where_) (id \(intervalID))", eventID: id, intervalID: intervalID,
                         startMs: start, endMs: end, descriptors: descriptors, created: created, createdAtReceipt: createdAtReceipt,
                         primacy: primacy)
         }
         summary.windows = windows.map(\.id)
+        reportRequests = OpenADRReportRequest.parse(object["reportDescriptors"], label: label, eventID: id, programID: programID,
+                                                    spans: spans, acceptedTargets: settings.acceptedTargets, problems: &problems)
         return summary
     }
 

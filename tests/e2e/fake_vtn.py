@@ -2,8 +2,10 @@
 127.0.0.1 and a free port, implementing what gridlet's VEN uses (GET /auth/server, POST
 /auth/token with OAuth2 client credentials, GET /programs, GET /events with programID, targets,
 skip and limit, ETag/If-None-Match, GET /notifiers and the programmes' events topics when
-`mqtt_notifier` names a broker), enforcing token expiry, and recording every request. The objects
-it serves are checked against the specification's openadr3.yaml (check_object)."""
+`mqtt_notifier` names a broker, POST /reports and GET /reports with eventID and clientName),
+enforcing token expiry, and recording every request. The objects it serves are checked against
+the specification's openadr3.yaml (check_object), and so is every report it receives: one that
+does not validate is answered 400 and kept in `invalid_reports`."""
 import datetime
 import hashlib
 import json
@@ -77,6 +79,10 @@ class FakeVTN:
         self.requests = []        # (monotonic time, method, path, query dict, status)
         self.tls = tls            # (certfile, keyfile) or None
         self.mqtt_notifier = None  # "mqtt://127.0.0.1:PORT": offer it at GET /notifiers
+        self.reports = []          # the report objects created by POST /reports, in order
+        self.invalid_reports = []  # (body, error) of POSTed reports that did not validate
+        self.report_status = None  # answer every POST /reports with this status instead (e.g. 500, 400)
+        self.store_then_fail = False  # keep a valid report but answer 503, as if the answer got lost
         self.server = None
         self.thread = None
 
@@ -131,6 +137,10 @@ class FakeVTN:
     def gets(self, path):
         with self.lock:
             return [r for r in self.requests if r[1] == "GET" and r[2] == path]
+
+    def posts(self, path):
+        with self.lock:
+            return [r for r in self.requests if r[1] == "POST" and r[2] == path]
 
     def statuses(self):
         with self.lock:
@@ -195,6 +205,35 @@ class FakeVTN:
             topics = {"CREATE": f"programs/{pid}/events/create", "UPDATE": f"programs/{pid}/events/update",
                       "DELETE": f"programs/{pid}/events/delete", "ALL": f"programs/{pid}/events/+"}
             return self._reply(h, 200, check_object({"topics": topics}, "notifierTopicsResponse"))
+        if method == "POST" and path == "/reports":
+            length = int(h.headers.get("Content-Length", "0"))
+            raw = h.rfile.read(length)
+            with self.lock:
+                forced = self.report_status
+            if forced is not None:
+                return self._problem(h, forced, "Forced", f"the test answers {forced}")
+            try:
+                body = json.loads(raw)
+                check_object(body, "reportRequest")
+            except (ValueError, AssertionError) as e:
+                with self.lock:
+                    self.invalid_reports.append((raw, str(e)))
+                return self._problem(h, 400, "Bad Request", str(e)[:300])
+            now = rfc3339(time.time())
+            with self.lock:
+                report = dict(body, id=f"rep-{len(self.reports) + 1}", createdDateTime=now, modificationDateTime=now,
+                              objectType="REPORT", clientID=auth[7:])
+                check_object(report, "report")
+                self.reports.append(report)
+                lost = self.store_then_fail
+            if lost:
+                return self._problem(h, 503, "Service Unavailable", "stored, but the test says the answer got lost")
+            return self._reply(h, 201, report)
+        if method == "GET" and path == "/reports":
+            with self.lock:
+                items = [r for r in self.reports
+                         if all(r.get(k) == query[k][0] for k in ("eventID", "clientName", "programID") if k in query)]
+            return self._list(h, items[skip:skip + limit])
         if method == "GET" and path == "/programs":
             with self.lock:
                 items = list(self.programs)
