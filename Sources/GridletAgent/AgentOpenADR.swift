@@ -54,6 +54,18 @@ final class OpenADRSide {
     /// meter measures them all together).
     var reportResourceName: String { config.resources.count == 1 ? config.resources[0] : "AGGREGATED_REPORT" }
 
+    /// The VTN event and interval id of window `id` (`oadr:<event>:<interval>[.<sub>]`): from the
+    /// last mapping (which also knows digested long ids), else from the id itself.
+    func eventAndInterval(ofWindow id: String) -> (String, Int)? {
+        let rest = id.dropFirst(OpenADREvents.idPrefix.count)
+        guard let colon = rest.lastIndex(of: ":") else { return nil }
+        let tail = rest[rest.index(after: colon)...]
+        guard let interval = Int(tail.split(separator: ".").first ?? "") else { return nil }
+        if let e = mapped?.events.first(where: { $0.windows.contains(id) }) { return (e.id, interval) }
+        let event = String(rest[..<colon])
+        return event.isEmpty ? nil : (event, interval)
+    }
+
     /// Stops the VEN thread and the notifier connection.
     func stop() {
         port.stop()

@@ -95,6 +95,24 @@ extension Agent {
         }
     }
 
+    /// Opt-outs of OpenADR windows just made (responses `opted_out`): each becomes an
+    /// `OPERATING_STATE` report for its event, queued like the others. Only windows of events that
+    /// ask for `OPERATING_STATE` allow an opt-out (OpenADREvents), so only those get here.
+    func reportOptOuts(_ responses: [EventResponse], nowWall: Int64) {
+        guard let side = openADR else { return }
+        for r in responses where r.status == .optedOut && OpenADREvents.owns(r.event) {
+            guard let window = engine.events.first(where: { $0.id == r.event }),
+                  let (eventID, intervalID) = side.eventAndInterval(ofWindow: r.event) else {
+                log.warning("OpenADR: opt-out of \(r.event) not reported: its event is not known (yet); the VTN is not told")
+                continue
+            }
+            let report = OpenADRReport.optOut(eventID: eventID, intervalID: intervalID, fromMs: max(nowWall, window.effectiveStartMs),
+                                              toMs: window.effectiveEndMs, sitePowerW: readings.siteMeterPowerW(nowMono: time.monoMs()),
+                                              clientName: side.config.venName, resourceName: side.reportResourceName)
+            enqueueReport(report, wallMs: nowWall)
+        }
+    }
+
     /// Hands the oldest queued report to the VEN's thread when none is in flight and the back-off allows.
     func driveReports(nowMono: Int64) {
         guard let side = openADR else { return }

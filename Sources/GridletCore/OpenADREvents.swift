@@ -309,6 +309,11 @@ private struct EventMapper {
         summary.windows = windows.map(\.id)
         reportRequests = OpenADRReportRequest.parse(object["reportDescriptors"], label: label, eventID: id, programID: programID,
                                                     spans: spans, acceptedTargets: settings.acceptedTargets, problems: &problems)
+        // An event that asks for OPERATING_STATE reports can be told of a local opt-out: its windows
+        // allow one (docs/openadr.md, "Opt-out").
+        if reportRequests.contains(where: { $0.kind == .operatingState }) {
+            for i in windows.indices { windows[i].optOutAllowed = true }
+        }
         return summary
     }
 

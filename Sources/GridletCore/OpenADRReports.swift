@@ -111,6 +111,33 @@ public struct OpenADRReport: Sendable, Equatable {
     public var eventID: String
     public var reportName: String
     public var body: JSONValue
+
+    /// Site import above this is 'significant energy consumption' (`RUNNING_OPTED_OUT`).
+    public static let runningAboveW = 100.0
+
+    /// A local opt-out of interval `intervalID` of event `eventID`, for the rest of its window
+    /// `fromMs..<toMs`: an `OPERATING_STATE` report, `RUNNING_OPTED_OUT` when the site imports
+    /// more than `runningAboveW` (`sitePowerW`), else `IDLE_OPTED_OUT` (the CTA-2045 states of the
+    /// report-payloads enumeration: opted out, with or without significant consumption).
+    public static func optOut(eventID: String, intervalID: Int, fromMs: Int64, toMs: Int64, sitePowerW: Double?,
+                              clientName: String, resourceName: String) -> OpenADRReport {
+        let state = (sitePowerW ?? 0) > runningAboveW ? "RUNNING_OPTED_OUT" : "IDLE_OPTED_OUT"
+        let name = "optout:\(eventID):\(intervalID)"
+        let body = JSONValue.object([
+            ("eventID", .string(eventID)), ("clientName", .string(clientName)), ("reportName", .string(name)),
+            ("payloadDescriptors", .array([.object([("objectType", .string("REPORT_PAYLOAD_DESCRIPTOR")),
+                                                    ("payloadType", .string("OPERATING_STATE"))])])),
+            ("resources", .array([.object([
+                ("resourceName", .string(resourceName)),
+                ("intervalPeriod", .object([("start", .string(Timestamp.format(ms: fromMs))),
+                                            ("duration", .string(UsageReporter.isoDuration(ms: max(0, toMs - fromMs))))])),
+                ("intervals", .array([.object([("id", .number(Double(intervalID))),
+                                               ("payloads", .array([.object([("type", .string("OPERATING_STATE")),
+                                                                             ("values", .array([.string(state)]))])]))])])),
+            ])])),
+        ])
+        return OpenADRReport(eventID: eventID, reportName: name, body: body)
+    }
 }
 
 /// The `USAGE` reports: the energy ledger's records are summed per ledger interval (they never

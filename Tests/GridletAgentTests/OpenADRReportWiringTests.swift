@@ -118,4 +118,50 @@ import Testing
         h.agent.resumeReports()
         #expect(h.queue.stored.allSatisfy { $0.kind != .report })
     }
+
+    static func limitEvent(startMs: Int64, descriptors: String) -> String {
+        #"[{"id":"e1","programID":"p1","objectType":"EVENT","createdDateTime":"2027-01-01T00:00:00Z","#
+            + #""intervalPeriod":{"start":"\#(Timestamp.format(ms: startMs))","duration":"PT10M"},"#
+            + #""intervals":[{"id":3,"payloads":[{"type":"IMPORT_CAPACITY_LIMIT","values":[4.14]}]}],"#
+            + #""reportDescriptors":\#(descriptors)}]"#
+    }
+
+    @Test func anOptOutOfAnEventAskingForOperatingStateIsReportedToTheVTN() throws {
+        let ven = FakeVEN()
+        let h = try AgentHarness(control: Self.config, ven: ven)
+        h.connect()
+        let now = h.time.wallMs()
+        ven.report?(OpenADRWiringTests.poll(Self.limitEvent(startMs: now - 1000, descriptors: #"[{"payloadType":"OPERATING_STATE"}]"#), now: now))
+        h.run(for: 2000)
+        #expect(h.charger.writes(to: AgentHarness.setpoint).last == 6)
+        h.command("optout", #"{"id":"oadr:e1:3"}"#)
+        h.run(for: 1000)
+        #expect(h.mqtt.on("/responses").contains { $0.payload.contains(#""event":"oadr:e1:3""#) && $0.payload.contains(#""status":4"#) })
+        #expect(h.charger.writes(to: AgentHarness.setpoint).last == 16)
+        let sent = try #require(ven.sent.first)
+        #expect(sent.eventID == "e1" && sent.reportName == "optout:e1:3")
+        let body = try JSONValue.parse(sent.body)
+        let res = try #require(body["resources"]?.arrayValue?.first)
+        #expect(res["intervals"]?.arrayValue?.first?["id"]?.doubleValue == 3)
+        // The fake meter shows 500 W of import: running, opted out.
+        #expect(res["intervals"]?.arrayValue?.first?["payloads"]?.arrayValue?.first?["values"] == .array([.string("RUNNING_OPTED_OUT")]))
+        #expect(body["payloadDescriptors"]?.arrayValue?.first?["payloadType"]?.stringValue == "OPERATING_STATE")
+        // To the window's end, from the opt-out.
+        let start = try #require(res["intervalPeriod"]?["start"]?.stringValue.flatMap(Timestamp.parse))
+        #expect(start > now && start <= h.time.wallMs())
+    }
+
+    @Test func anEventThatCannotBeToldRefusesTheOptOutAndNothingIsReported() throws {
+        let ven = FakeVEN()
+        let h = try AgentHarness(control: Self.config, ven: ven)
+        h.connect()
+        let now = h.time.wallMs()
+        ven.report?(OpenADRWiringTests.poll(Self.limitEvent(startMs: now - 1000, descriptors: "[]"), now: now))
+        h.run(for: 2000)
+        h.command("optout", #"{"id":"oadr:e1:3"}"#)
+        h.run(for: 1000)
+        #expect(h.mqtt.on("/reply").last?.payload.contains("not_allowed") == true)
+        #expect(h.charger.writes(to: AgentHarness.setpoint).last == 6)
+        #expect(ven.sent.isEmpty)
+    }
 }

@@ -183,3 +183,32 @@ private func map(_ e: JSONValue) -> OpenADREvents {
         for s in [401, 403, 408, 429, 500, 502, 503, 200, 302] { #expect(!ReportDelivery.isPermanent(status: s), "\(s)") }
     }
 }
+
+@Suite struct OpenADROptOutTests {
+    static func limitEvent(descriptors: String) -> JSONValue {
+        event(descriptors: descriptors, intervals: #"[{"id":7,"payloads":[{"type":"IMPORT_CAPACITY_LIMIT","values":[4.14]}]}]"#)
+    }
+
+    @Test func onlyEventsAskingForOperatingStateAllowALocalOptOut() {
+        #expect(map(Self.limitEvent(descriptors: #"[{"payloadType":"OPERATING_STATE"}]"#)).windows.map(\.optOutAllowed) == [true])
+        #expect(map(Self.limitEvent(descriptors: #"[{"payloadType":"USAGE"}]"#)).windows.map(\.optOutAllowed) == [false])
+        #expect(map(Self.limitEvent(descriptors: "null")).windows.map(\.optOutAllowed) == [false])
+    }
+
+    @Test func theOptOutReportSaysRunningOrIdleOptedOutForTheRestOfTheWindow() {
+        let r = OpenADRReport.optOut(eventID: "e1", intervalID: 7, fromMs: t0 + 30_000, toMs: t0 + 60_000, sitePowerW: 4318,
+                                     clientName: "ven-1", resourceName: "evse")
+        #expect(r.reportName == "optout:e1:7")
+        #expect(r.body == json("""
+            {"eventID":"e1","clientName":"ven-1","reportName":"optout:e1:7",
+             "payloadDescriptors":[{"objectType":"REPORT_PAYLOAD_DESCRIPTOR","payloadType":"OPERATING_STATE"}],
+             "resources":[{"resourceName":"evse","intervalPeriod":{"start":"2027-06-01T17:00:30.000Z","duration":"PT30S"},
+                           "intervals":[{"id":7,"payloads":[{"type":"OPERATING_STATE","values":["RUNNING_OPTED_OUT"]}]}]}]}
+            """))
+        for w: Double? in [nil, 0, 100, -3000] {
+            let idle = OpenADRReport.optOut(eventID: "e1", intervalID: 7, fromMs: t0, toMs: t0, sitePowerW: w, clientName: "v", resourceName: "r")
+            #expect(idle.body["resources"]?.arrayValue?.first?["intervals"]?.arrayValue?.first?["payloads"]?.arrayValue?.first?["values"]
+                    == .array([.string("IDLE_OPTED_OUT")]))
+        }
+    }
+}

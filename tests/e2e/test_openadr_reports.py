@@ -4,12 +4,13 @@ expected energy is exact), every report validated by the fake VTN against openad
 interval arrives exactly once: across an answer that got lost (the VTN stored it), a kill -9 while
 a report waits, a clean stop and a VTN outage while an interval closes."""
 import datetime
+import subprocess
 import time
 
 import pytest
 
-from conftest import Agent, wait_until
-from fake_vtn import FakeVTN, check_object, program, rfc3339
+from conftest import GRIDLET, Agent, wait_until
+from fake_vtn import FakeVTN, check_object, limit_event, program, rfc3339
 from ramp_meter import RampMeter
 from test_openadr import openadr_config
 
@@ -144,4 +145,38 @@ def test_a_report_the_vtn_refuses_is_dropped_with_a_line_naming_it(site, vtn, ra
     log = agent.logtext()
     assert "OpenADR: report usage:evt-r:" in log and "dropped: the VTN refused it" in log and "HTTP 400" in log
     assert len(vtn.posts("/reports")) == 1     # not sent again
+    assert agent.stop() == 0
+
+
+def test_a_local_opt_out_is_reported_where_the_event_asks_for_operating_state(site, vtn):
+    """`gridlet optout` of a window whose event asks for OPERATING_STATE: the charger is released
+    and the VTN gets a RUNNING_OPTED_OUT report (the meter shows 4.3 kW of import); an event that
+    does not ask for it refuses the opt-out and nothing is reported."""
+    def event(eid, descriptors):
+        e = limit_event(eid, "prog-vpp", time.time() - 1, 600, [4.14])
+        e["reportDescriptors"] = descriptors
+        return check_object(e, "event")
+    vtn.set(events=[event("evt-o", [{"payloadType": "OPERATING_STATE"}])])
+    agent = Agent(site.workdir, openadr_config(site, vtn, site.workdir))
+    agent.start()
+    ch = site.charger
+    wait_until(lambda: ch.last_value(5004) == 6, 20, what="the event's 6 A")
+    r = subprocess.run([GRIDLET, "optout", "oadr:evt-o:0", "--config", agent.config], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: ch.last_value(5004) == 16, 15, what="the charger released by the opt-out")
+    wait_until(lambda: len(vtn.reports) == 1, 15, what="the opt-out report at the VTN")
+    rep = vtn.reports[0]
+    assert rep["eventID"] == "evt-o" and rep["reportName"] == "optout:evt-o:0" and rep["clientName"] == "ven-e2e"
+    assert rep["payloadDescriptors"][0]["payloadType"] == "OPERATING_STATE"
+    iv = rep["resources"][0]["intervals"][0]
+    assert iv["id"] == 0 and iv["payloads"] == [{"type": "OPERATING_STATE", "values": ["RUNNING_OPTED_OUT"]}]
+    assert vtn.invalid_reports == []
+
+    # Not asked for OPERATING_STATE: the opt-out is refused, the limit stays, the VTN hears nothing.
+    vtn.set(events=[event("evt-n", [])])
+    wait_until(lambda: ch.last_value(5004) == 6, 20, what="the second event's 6 A")
+    r = subprocess.run([GRIDLET, "optout", "oadr:evt-n:0", "--config", agent.config], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "does not allow opt-out" in (r.stdout + r.stderr), (r.stdout, r.stderr)
+    time.sleep(2)
+    assert ch.last_value(5004) == 6 and len(vtn.reports) == 1
     assert agent.stop() == 0
