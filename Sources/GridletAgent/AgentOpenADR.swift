@@ -36,6 +36,8 @@ final class OpenADRSide {
     /// The VTN's MQTT notifier connection (AgentOpenADRNotifier.swift), when it offers one.
     var notifier: NotifierLink?
     var notifierProblem: String?
+    /// What registration found or did (nil before it ran, or with `register: false`).
+    var registration: VENRegistration?
     /// Reports (AgentOpenADRReports.swift): the USAGE builder and the queue's report outbox.
     var usage: UsageReporter
     let reports: ReportOutbox
@@ -100,7 +102,18 @@ final class OpenADRSide {
             ("ignored", .array((m?.problems ?? []).map { .string($0) })),
             ("notifier", notifierJSON),
             ("reports", reports.json(nowMono: nowMono, nowWall: nowWall)),
+            ("registration", registrationJSON),
         ])
+    }
+
+    var registrationJSON: JSONValue {
+        guard let r = registration else { return .null }
+        func entry(_ e: VENRegistration.Entry) -> JSONValue {
+            let id: JSONValue = e.id.map { .string($0) } ?? .null
+            let message: JSONValue = e.message.map { .string($0) } ?? .null
+            return .object([("name", .string(e.name)), ("id", id), ("state", .string(e.state.rawValue)), ("message", message)])
+        }
+        return .object([("ven", entry(r.ven)), ("resources", .array(r.resources.map(entry)))])
     }
 
     var notifierJSON: JSONValue {
@@ -135,9 +148,13 @@ extension Agent {
             reportDone(seq: seq, delivery, atWallMs: at, nowMono: time.monoMs())
             return
         }
+        if case let .registered(r, _) = report {
+            registered(r, side: side)
+            return
+        }
         side.polls += 1
         switch report {
-        case .reportDone:
+        case .reportDone, .registered:
             break
         case let .failed(error, at, next, _):
             side.failedPolls += 1
@@ -165,6 +182,21 @@ extension Agent {
             updateNotifier(poll, side: side)
             guard poll.changed || side.mapped == nil else { return }
             applyVTN(poll, side: side, nowWall: nowWall)
+        }
+    }
+
+    /// Registration's outcome: logged when it changes (a refusal or failure as a warning, never fatal), kept for status.
+    private func registered(_ r: VENRegistration, side: OpenADRSide) {
+        let old = side.registration
+        side.registration = r
+        for e in [r.ven] + r.resources where old.map({ ([$0.ven] + $0.resources).contains(e) }) != true {
+            let kind = e.name == r.ven.name && e == r.ven ? "ven" : "resource"
+            switch e.state {
+            case .found: log.info("OpenADR: \(kind) '\(e.name)' is registered at the VTN (id \(e.id ?? "?"))")
+            case .created: log.notice("OpenADR: \(kind) '\(e.name)' registered at the VTN (created, id \(e.id ?? "?"))")
+            case .notOffered: log.info("OpenADR: \(e.message ?? "registration not offered")")
+            case .refused, .failed: log.warning("OpenADR: registration of \(kind) '\(e.name)': \(e.message ?? e.state.rawValue)\(e.state == .failed ? " (tried again before the next poll)" : "")")
+            }
         }
     }
 

@@ -167,6 +167,13 @@ public struct StatusText {
                 if let n = timestamp(r["next_try"]) { text += "; next try " + when(n) }
                 row("reports", text)
             }
+            if let reg = o["registration"], reg != .null {
+                let entries = [reg["ven"]].compactMap { $0 } + (reg["resources"]?.arrayValue ?? [])
+                let states = entries.map { "\($0["name"]?.stringValue ?? "?") \($0["state"]?.stringValue.map { $0.replacingUnderscores() } ?? "?")" }
+                var text = states.joined(separator: ", ")
+                if let problem = entries.first(where: { $0["message"]?.stringValue != nil })?["message"]?.stringValue { text += ": " + problem }
+                row("registered", text)
+            }
         }
         row("queue", queueText)
         for (name, d) in status["devices"]?.objectValue ?? [] { row(name, deviceText(name, d)) }

@@ -7,6 +7,8 @@ import Synchronization
 public enum VENReport: Sendable, Equatable {
     case polled(VTNPoll, atWallMs: Int64, nextPollInMs: Int64)
     case failed(VENError, atWallMs: Int64, nextPollInMs: Int64, tokenExpiresWallMs: Int64?)
+    /// What registration found or did (before the first poll; again after a failure that may pass).
+    case registered(VENRegistration, atWallMs: Int64)
     /// What became of a report handed over with `send(_:)`.
     case reportDone(seq: UInt64, ReportDelivery, atWallMs: Int64)
 }
@@ -82,6 +84,7 @@ public final class VENLink: Sendable {
             return
         }
         let session = VTNSession(config: config, http: http, readFile: readFile)
+        var registrationDue = config.register
         var schedule = VENPollSchedule(intervalMs: config.pollIntervalMs, nowMs: SystemClock.monoMs(),
                                        seed: UInt64(bitPattern: SystemClock.wallMs()) ^ payloadDigest(Array(config.venName.utf8)))
         while true {
@@ -98,6 +101,12 @@ public final class VENLink: Sendable {
             let mono = SystemClock.monoMs()
             if now2 { schedule.pollNow(nowMs: mono) }
             guard schedule.isDue(nowMs: mono) else { continue }
+            if registrationDue {
+                let r = session.register(nowMonoMs: mono, nowWallMs: SystemClock.wallMs())
+                if stopping { return }
+                registrationDue = r.retry
+                report(.registered(r, atWallMs: SystemClock.wallMs()))
+            }
             let wall = SystemClock.wallMs()
             do {
                 let poll = try session.poll(nowMonoMs: mono, nowWallMs: wall)

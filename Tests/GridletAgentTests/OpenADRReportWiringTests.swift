@@ -164,4 +164,19 @@ import Testing
         #expect(h.charger.writes(to: AgentHarness.setpoint).last == 6)
         #expect(ven.sent.isEmpty)
     }
+
+    @Test func registrationIsShownInTheStatusAndARefusalDoesNotStopPolling() throws {
+        let ven = FakeVEN()
+        let h = try AgentHarness(control: Self.config, ven: ven)
+        ven.report?(.registered(VENRegistration(ven: .init(name: "ven-1", id: nil, state: .refused, message: "POST https://vtn.test/vens: 403 Forbidden: ask"),
+                                                resources: []), atWallMs: h.time.wallMs()))
+        h.step()
+        ven.report?(OpenADRWiringTests.poll("[]", now: h.time.wallMs()))
+        h.step()
+        let status = try JSONValue.parse(h.agent.statusJSON(nowWall: h.time.wallMs()))
+        #expect(status["openadr"]?["registration"]?["ven"]?["state"]?.stringValue == "refused")
+        #expect(status["openadr"]?["ok"]?.boolValue == true)
+        let text = StatusText(status: status, nowMs: h.time.wallMs(), zone: .utc).render()
+        #expect(text.contains("registered ven-1 refused: POST https://vtn.test/vens: 403 Forbidden: ask"))
+    }
 }
