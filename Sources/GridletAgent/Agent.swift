@@ -155,7 +155,7 @@ public final class Agent {
         restoreControlState()
         commSaveCadence = Cadence(intervalMs: min(30_000, max(1000, c.commLossTimeoutMs / 4)))
         restoreComm()
-        openADR = Agent.openADRSide(config: config, ports: ports, mailbox: mailbox)
+        openADR = Agent.openADRSide(config: config, ports: ports, mailbox: mailbox, exportControl: !powerDrivers.isEmpty)
     }
 
     // MARK: run

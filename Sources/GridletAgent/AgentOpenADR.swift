@@ -42,14 +42,15 @@ final class OpenADRSide {
     var usage: UsageReporter
     let reports: ReportOutbox
 
-    init(config: OpenADRConfig, siteID: String, ledgerIntervalMs: Int64, port: any VENPort) {
+    init(config: OpenADRConfig, siteID: String, ledgerIntervalMs: Int64, exportControl: Bool = false, port: any VENPort) {
         self.config = config
         self.port = port
         usage = UsageReporter(intervalMs: ledgerIntervalMs)
         reports = ReportOutbox(seed: payloadDigest(Array(siteID.utf8)) ^ 0x5245_504F_5254)
         settings = OpenADREvents.Settings(programs: config.programs,
                                           acceptedTargets: Set(config.targets + config.resources + [config.venName]),
-                                          simpleLevels: config.simpleLevels, randomSeed: payloadDigest(Array(siteID.utf8)))
+                                          simpleLevels: config.simpleLevels, randomSeed: payloadDigest(Array(siteID.utf8)),
+                                          exportControl: exportControl)
     }
 
     /// The report's `resourceName`: the one configured resource, else `AGGREGATED_REPORT` (the site
@@ -129,11 +130,12 @@ extension Agent {
         VENLink(config: config, readFile: firstLine(ofFile:), report: report)
     }
 
-    static func openADRSide(config: GridletConfig, ports: AgentPorts, mailbox: Mailbox<AgentInput>) -> OpenADRSide? {
+    /// `exportControl`: the site has a bidirectional device (EXPORT_CAPACITY_LIMIT is enforced, not only shown).
+    static func openADRSide(config: GridletConfig, ports: AgentPorts, mailbox: Mailbox<AgentInput>, exportControl: Bool) -> OpenADRSide? {
         guard let c = config.openADR, let make = ports.makeVEN else { return nil }
         let box = mailbox
         return OpenADRSide(config: c, siteID: config.site.id, ledgerIntervalMs: config.telemetry.ledgerIntervalMs,
-                           port: make(c) { box.post(.openADR($0)) })
+                           exportControl: exportControl, port: make(c) { box.post(.openADR($0)) })
     }
 
     func startOpenADR() throws(AgentError) {
