@@ -155,6 +155,15 @@ extension Agent {
             return
         }
         side.polls += 1
+        if side.polls == 1 {
+            // libcurl and its libraries were loaded (dlopen) after the start-up trim, and loading
+            // them and the first poll read many pages once (relocation and symbol tables, init
+            // code, OpenSSL's configuration): drop those not in use, as at start (CodePages).
+            CodePages.trim()
+        } else {
+            // After every poll: libcurl's code is needed again only at the next one.
+            CodePages.trimLoadedLater()
+        }
         switch report {
         case .reportDone, .registered:
             break
