@@ -186,6 +186,8 @@ extension Agent {
             side.lastSuccessWallMs = at
             side.nextPollWallMs = at + next
             side.tokenExpiresWallMs = poll.tokenExpiresWallMs
+            // The VTN answers again: a report waiting out its back-off goes now.
+            if side.reports.backoff.failures > 0 { side.reports.backoff.retryNow() }
             // A successful poll is contact (SPEC §2 comm loss, with OpenADR as a dispatch link).
             let wasLost = engine.isCommLost(nowMs: nowWall)
             engine.commandContact(nowMs: nowWall)

@@ -293,6 +293,10 @@ public struct ReportBackoff: Sendable, Equatable {
         nextMs = .min
     }
 
+    /// Due now, keeping the failure count (the VTN answered a poll again: no need to wait out the
+    /// back-off; a further failure backs off from where it was).
+    public mutating func retryNow() { nextMs = .min }
+
     public mutating func failed(nowMs: Int64) {
         failures += 1
         var delay = Self.firstRetryMs

@@ -103,6 +103,13 @@ import Testing
         #expect(ven.sent.count == 2)
         #expect(ven.sent[1].seq == first.seq && ven.sent[1].lookUpFirst)   // it may have arrived: looked up first
         #expect(h.agent.nextWaitMs() >= 1)
+        // Failed again; a successful poll makes it go at once instead of after the 8-10 s back-off.
+        ven.report?(.reportDone(seq: first.seq, .failed("POST http://vtn/reports: HTTP 503"), atWallMs: h.time.wallMs()))
+        h.step()
+        #expect(ven.sent.count == 2)
+        ven.report?(OpenADRWiringTests.poll(Self.usageEvent(startMs: base, units: "WH"), now: h.time.wallMs(), changed: false))
+        h.step()
+        #expect(ven.sent.count == 3 && ven.sent[2].seq == first.seq && ven.sent[2].lookUpFirst)
         // A 400: sending it again cannot help; dropped, the queue is free of it.
         ven.report?(.reportDone(seq: first.seq, .rejected(status: 400, detail: "POST http://vtn/reports: HTTP 400"), atWallMs: h.time.wallMs()))
         h.step()

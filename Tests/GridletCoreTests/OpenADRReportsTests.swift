@@ -172,6 +172,10 @@ private func map(_ e: JSONValue) -> OpenADREvents {
             expected = min(expected * 2, 300_000)
         }
         #expect(b.failures == 10)
+        b.retryNow()
+        #expect(b.isDue(nowMs: now) && b.failures == 10)
+        b.failed(nowMs: now)
+        #expect(b.nextMs - now <= 300_000 && b.nextMs - now >= 240_000)   // backs off from where it was
         b.succeeded()
         #expect(b.failures == 0 && b.isDue(nowMs: now))
         b.failed(nowMs: now)
