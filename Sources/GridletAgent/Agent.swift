@@ -177,7 +177,7 @@ public final class Agent {
         restoreControlState()
         commSaveCadence = Cadence(intervalMs: min(30_000, max(1000, c.commLossTimeoutMs / 4)))
         restoreComm()
-        openADR = Agent.openADRSide(config: config, ports: ports, mailbox: mailbox)
+        openADR = Agent.openADRSide(config: config, ports: ports, mailbox: mailbox, exportControl: !powerDrivers.isEmpty)
     }
 
     // MARK: run
@@ -203,6 +203,7 @@ public final class Agent {
     /// local socket serving.
     func start() throws(AgentError) {
         log.notice("gridlet \(gridletVersion) starting: site \(config.site.id), \(devices.count) device(s), broker \(config.mqttEnabled ? "\(config.mqtt.host):\(config.mqtt.port)" : "none (OpenADR only)"), queue \(queue.stats.records) record(s) pending")
+        resumeReports()
         resumeLedger()
         let box = mailbox
         if config.mqttEnabled { try startMQTT() }

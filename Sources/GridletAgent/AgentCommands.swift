@@ -86,6 +86,7 @@ extension Agent {
                     sendReply(reply + answer, to: msg)
                 }
                 for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
+                reportOptOuts(outcome.responses, nowWall: nowWall)
             }
         }
     }
@@ -131,6 +132,7 @@ extension Agent {
                 }
                 log.notice("local opt-out of \(words[1])")
                 for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
+                reportOptOuts(outcome.responses, nowWall: nowWall)
                 request.reply(ok)
             }
             return nil

@@ -81,6 +81,7 @@ extension Agent {
         for r in records {
             enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall)
         }
+        reportUsage(records, nowWall: nowWall)
         logLedger(records)
         // Saved whenever records were emitted (after the queue holds them durably, so a crash can
         // neither lose nor repeat energy), and every minute so the outage after a crash is short.
@@ -100,7 +101,11 @@ extension Agent {
             return
         }
         let nowWall = time.wallMs()
+        if let side = openADR, let u = state["openadr_usage"], !side.usage.restore(u) {
+            log.warning("ignoring the unreadable OpenADR usage state in \(ledgerPath); the open interval is not reported")
+        }
         for r in closed { enqueue(.ledger, Array(JSONValue.object(r.jsonFields).serialized.utf8), wallMs: nowWall) }
+        reportUsage(closed, nowWall: nowWall)
         logLedger(closed)
         if let t = state["t"]?.doubleValue {
             log.info("ledger resumed from the reading at \(Timestamp.format(ms: Int64(t)))")
@@ -137,7 +142,13 @@ extension Agent {
 
     /// `ledger.json` through the state writer (`syncLog`: it fdatasyncs `ledger.log` first).
     func writeLedgerState(syncLog: Bool) {
-        guard let state = ledger.persistentState else { return }
+        guard var state = ledger.persistentState else { return }
+        // The OpenADR usage reports' open interval goes with the ledger's open segment (one file,
+        // one write), so a restart neither reports an interval twice nor loses part of one.
+        if let side = openADR, case .object(var fields) = state {
+            fields.append(("openadr_usage", side.usage.persistentState))
+            state = .object(fields)
+        }
         stateStore.submit(path: ledgerPath, bytes: Array(state.serialized.utf8), durable: true, token: nil,
                           syncFirst: syncLog ? ledgerLog.path : nil)
     }

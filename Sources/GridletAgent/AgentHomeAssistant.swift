@@ -172,6 +172,7 @@ extension Agent {
                 send(reply + [("ok", .bool(true))])
             }
             for r in outcome.responses { enqueue(.response, Records.response(r), wallMs: nowWall) }
+            reportOptOuts(outcome.responses, nowWall: nowWall)
         }
     }
 }

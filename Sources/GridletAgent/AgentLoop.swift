@@ -30,7 +30,9 @@ extension Agent {
         if decision?.restoring == true || !readings.settled { wait = min(wait, 200) }
         if let since = queue.unsyncedSinceMs { wait = min(wait, max(0, since + config.queue.syncIntervalMs - time.wallMs())) }
         if pipeline.hasLive() { wait = 1 }
-        if let us = pipeline.replayWaitUs(nowUs: time.monoUs(), backlog: queue.stats.records) { wait = min(wait, us / 1000) }
+        let backlog = queue.stats.records - (openADR?.reports.pending.count ?? 0)   // reports go to the VTN, not the broker
+        if let us = pipeline.replayWaitUs(nowUs: time.monoUs(), backlog: backlog) { wait = min(wait, us / 1000) }
+        if let w = reportWaitMs(nowMono: now) { wait = min(wait, w) }
         return max(1, wait)
     }
 
@@ -111,6 +113,7 @@ extension Agent {
         if commSaveCadence.due(nowMs: nowMono) { saveComm(nowWall: nowWall, durable: false) }
         releaseDurable()
         pump()
+        driveReports(nowMono: nowMono)
         // The state gate is asked every turn (a source change goes out at once); the status
         // snapshot is rebuilt at most every 100 ms: a turn happens for every PUBACK while a
         // backlog drains, and it need not.

@@ -12,6 +12,8 @@ protocol VENPort: AnyObject, Sendable {
     func start() throws(Errno)
     func stop()
     func pollNow()
+    /// Post a report on the VEN's thread; the answer comes back as `VENReport.reportDone`.
+    func send(_ report: OutgoingReport)
 }
 
 extension VENLink: VENPort {}
@@ -34,13 +36,37 @@ final class OpenADRSide {
     /// The VTN's MQTT notifier connection (AgentOpenADRNotifier.swift), when it offers one.
     var notifier: NotifierLink?
     var notifierProblem: String?
+    /// What registration found or did (nil before it ran, or with `register: false`).
+    var registration: VENRegistration?
+    /// Reports (AgentOpenADRReports.swift): the USAGE builder and the queue's report outbox.
+    var usage: UsageReporter
+    let reports: ReportOutbox
 
-    init(config: OpenADRConfig, siteID: String, port: any VENPort) {
+    init(config: OpenADRConfig, siteID: String, ledgerIntervalMs: Int64, exportControl: Bool = false, port: any VENPort) {
         self.config = config
         self.port = port
+        usage = UsageReporter(intervalMs: ledgerIntervalMs)
+        reports = ReportOutbox(seed: payloadDigest(Array(siteID.utf8)) ^ 0x5245_504F_5254)
         settings = OpenADREvents.Settings(programs: config.programs,
                                           acceptedTargets: Set(config.targets + config.resources + [config.venName]),
-                                          simpleLevels: config.simpleLevels, randomSeed: payloadDigest(Array(siteID.utf8)))
+                                          simpleLevels: config.simpleLevels, randomSeed: payloadDigest(Array(siteID.utf8)),
+                                          exportControl: exportControl)
+    }
+
+    /// The report's `resourceName`: the one configured resource, else `AGGREGATED_REPORT` (the site
+    /// meter measures them all together).
+    var reportResourceName: String { config.resources.count == 1 ? config.resources[0] : "AGGREGATED_REPORT" }
+
+    /// The VTN event and interval id of window `id` (`oadr:<event>:<interval>[.<sub>]`): from the
+    /// last mapping (which also knows digested long ids), else from the id itself.
+    func eventAndInterval(ofWindow id: String) -> (String, Int)? {
+        let rest = id.dropFirst(OpenADREvents.idPrefix.count)
+        guard let colon = rest.lastIndex(of: ":") else { return nil }
+        let tail = rest[rest.index(after: colon)...]
+        guard let interval = Int(tail.split(separator: ".").first ?? "") else { return nil }
+        if let e = mapped?.events.first(where: { $0.windows.contains(id) }) { return (e.id, interval) }
+        let event = String(rest[..<colon])
+        return event.isEmpty ? nil : (event, interval)
     }
 
     /// Stops the VEN thread and the notifier connection.
@@ -51,7 +77,7 @@ final class OpenADRSide {
     }
 
     /// `gridlet status --json`'s `openadr` object.
-    func statusJSON() -> JSONValue {
+    func statusJSON(nowMono: Int64, nowWall: Int64) -> JSONValue {
         func time(_ ms: Int64?) -> JSONValue { ms.map { .string(Timestamp.format(ms: $0)) } ?? .null }
         let m = mapped
         return .object([
@@ -76,7 +102,19 @@ final class OpenADRSide {
             })),
             ("ignored", .array((m?.problems ?? []).map { .string($0) })),
             ("notifier", notifierJSON),
+            ("reports", reports.json(nowMono: nowMono, nowWall: nowWall)),
+            ("registration", registrationJSON),
         ])
+    }
+
+    var registrationJSON: JSONValue {
+        guard let r = registration else { return .null }
+        func entry(_ e: VENRegistration.Entry) -> JSONValue {
+            let id: JSONValue = e.id.map { .string($0) } ?? .null
+            let message: JSONValue = e.message.map { .string($0) } ?? .null
+            return .object([("name", .string(e.name)), ("id", id), ("state", .string(e.state.rawValue)), ("message", message)])
+        }
+        return .object([("ven", entry(r.ven)), ("resources", .array(r.resources.map(entry)))])
     }
 
     var notifierJSON: JSONValue {
@@ -92,10 +130,12 @@ extension Agent {
         VENLink(config: config, readFile: firstLine(ofFile:), report: report)
     }
 
-    static func openADRSide(config: GridletConfig, ports: AgentPorts, mailbox: Mailbox<AgentInput>) -> OpenADRSide? {
+    /// `exportControl`: the site has a bidirectional device (EXPORT_CAPACITY_LIMIT is enforced, not only shown).
+    static func openADRSide(config: GridletConfig, ports: AgentPorts, mailbox: Mailbox<AgentInput>, exportControl: Bool) -> OpenADRSide? {
         guard let c = config.openADR, let make = ports.makeVEN else { return nil }
         let box = mailbox
-        return OpenADRSide(config: c, siteID: config.site.id, port: make(c) { box.post(.openADR($0)) })
+        return OpenADRSide(config: c, siteID: config.site.id, ledgerIntervalMs: config.telemetry.ledgerIntervalMs,
+                           exportControl: exportControl, port: make(c) { box.post(.openADR($0)) })
     }
 
     func startOpenADR() throws(AgentError) {
@@ -106,8 +146,27 @@ extension Agent {
 
     func handleOpenADR(_ report: VENReport, nowWall: Int64) {
         guard let side = openADR else { return }
+        if case let .reportDone(seq, delivery, at) = report {
+            reportDone(seq: seq, delivery, atWallMs: at, nowMono: time.monoMs())
+            return
+        }
+        if case let .registered(r, _) = report {
+            registered(r, side: side)
+            return
+        }
         side.polls += 1
+        if side.polls == 1 {
+            // libcurl and its libraries were loaded (dlopen) after the start-up trim, and loading
+            // them and the first poll read many pages once (relocation and symbol tables, init
+            // code, OpenSSL's configuration): drop those not in use, as at start (CodePages).
+            CodePages.trim()
+        } else {
+            // After every poll: libcurl's code is needed again only at the next one.
+            CodePages.trimLoadedLater()
+        }
         switch report {
+        case .reportDone, .registered:
+            break
         case let .failed(error, at, next, _):
             side.failedPolls += 1
             side.failuresInARow += 1
@@ -127,6 +186,8 @@ extension Agent {
             side.lastSuccessWallMs = at
             side.nextPollWallMs = at + next
             side.tokenExpiresWallMs = poll.tokenExpiresWallMs
+            // The VTN answers again: a report waiting out its back-off goes now.
+            if side.reports.backoff.failures > 0 { side.reports.backoff.retryNow() }
             // A successful poll is contact (SPEC §2 comm loss, with OpenADR as a dispatch link).
             let wasLost = engine.isCommLost(nowMs: nowWall)
             engine.commandContact(nowMs: nowWall)
@@ -134,6 +195,21 @@ extension Agent {
             updateNotifier(poll, side: side)
             guard poll.changed || side.mapped == nil else { return }
             applyVTN(poll, side: side, nowWall: nowWall)
+        }
+    }
+
+    /// Registration's outcome: logged when it changes (a refusal or failure as a warning, never fatal), kept for status.
+    private func registered(_ r: VENRegistration, side: OpenADRSide) {
+        let old = side.registration
+        side.registration = r
+        for e in [r.ven] + r.resources where old.map({ ([$0.ven] + $0.resources).contains(e) }) != true {
+            let kind = e.name == r.ven.name && e == r.ven ? "ven" : "resource"
+            switch e.state {
+            case .found: log.info("OpenADR: \(kind) '\(e.name)' is registered at the VTN (id \(e.id ?? "?"))")
+            case .created: log.notice("OpenADR: \(kind) '\(e.name)' registered at the VTN (created, id \(e.id ?? "?"))")
+            case .notOffered: log.info("OpenADR: \(e.message ?? "registration not offered")")
+            case .refused, .failed: log.warning("OpenADR: registration of \(kind) '\(e.name)': \(e.message ?? e.state.rawValue)\(e.state == .failed ? " (tried again before the next poll)" : "")")
+            }
         }
     }
 
@@ -145,6 +221,9 @@ extension Agent {
         for p in mapped.problems where !side.loggedProblems.contains(p) { log.warning("OpenADR: \(p)") }
         side.loggedProblems = problems
         side.mapped = mapped
+        let before = side.usage.requests
+        side.usage.setRequests(mapped.reportRequests, nowMs: nowWall)
+        if side.usage.requests != before { saveLedger(syncQueue: false) }
         let outcome = engine.replaceOpenADR(mapped.windows, nowMs: nowWall)
         if let e = outcome.error { log.error("OpenADR: \(e.message)") }
         for r in outcome.responses { log.info("event \(r.event): \(r.status.name) (OpenADR)") }

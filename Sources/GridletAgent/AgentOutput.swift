@@ -54,7 +54,7 @@ extension Agent {
         let root = self.root
         let expiry = telemetryExpiryS
         let log = self.log
-        pipeline.pump(from: queue, nowUs: time.monoUs()) { r, historical in
+        pipeline.pump(from: MQTTRecords(queue: queue), nowUs: time.monoUs()) { r, historical in
             let payload = Outbound.frame(kind: r.kind, seq: r.seq, historical: historical, body: r.payload)
             do throws(MQTTError) {
                 return try m.publish(topic: Outbound.topic(r.kind, root: root), payload: payload, qos: 1, retain: false,
@@ -127,7 +127,7 @@ extension Agent {
                                            ("rs485_direction", b.direction.map { .string($0) } ?? .null)]))
             })),
             ("stored_events", .array(engine.events.map { .string($0.id) })),
-            ("openadr", openADR?.statusJSON() ?? .null),
+            ("openadr", openADR?.statusJSON(nowMono: time.monoMs(), nowWall: nowWall) ?? .null),
             ("loop", .object([("turns", .number(Double(loopTurns.count))),
                               ("max_turn_ms", .number(Double(loopTurns.maxUs) / 1000)),
                               ("turns_over_10ms", .number(Double(loopTurns.over10ms)))])),

@@ -80,6 +80,8 @@ protocol RecordQueue: AnyObject, OutboundRecordSource where Record == QueuedReco
     /// record; nil when nothing failed (see `DiskQueue.recoverAfterIOError`).
     func recoverAfterIOError(nowMs: Int64) throws(QueueError) -> QueueIORecovery?
     var stats: QueueStats { get }
+    /// Seqs of the unacknowledged records of one kind, oldest first (no I/O).
+    func unackedSeqs(kind: RecordKind) -> [UInt64]
     func close()
     /// Background syncs (`DiskQueue.enableBackgroundSync`): due syncs go to `submit`, results
     /// come back through `completeSync` on the loop.

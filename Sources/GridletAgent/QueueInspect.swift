@@ -12,6 +12,7 @@ public enum QueueInspect {
         case .ledger: "ledger"
         case .response: "response"
         case .gap: "gap"
+        case .report: "report"
         }
     }
 

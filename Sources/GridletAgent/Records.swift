@@ -51,6 +51,7 @@ enum Outbound {
         case .ledger: return "\(root)/ledger"
         case .response: return "\(root)/responses"
         case .gap: return "\(root)/gap"
+        case .report: return "\(root)/reports"   // never published: the VEN posts them
         }
     }
 }

@@ -158,6 +158,22 @@ public struct StatusText {
             let state = o["ok"]?.boolValue == true ? "ok" : "FAILING: " + (o["last_error"]?["message"]?.stringValue ?? "?")
             let last = timestamp(o["last_poll"]).map { ", last poll " + when($0) } ?? ""
             row("openadr", "\(o["vtn"]?.stringValue ?? "?") \(state)\(last), \((o["events"]?.arrayValue ?? []).count) event(s)")
+            if let r = o["reports"], r != .null {
+                var text = "\(Int(r["queued"]?.doubleValue ?? 0)) queued, \(Int(r["delivered"]?.doubleValue ?? 0)) delivered, \(Int(r["dropped"]?.doubleValue ?? 0)) dropped"
+                if let l = r["last"], l != .null {
+                    text += "; last \(l["report"]?.stringValue ?? "?"): \(l["result"]?.stringValue ?? "?")"
+                    if let at = timestamp(l["at"]) { text += " " + when(at) }
+                }
+                if let n = timestamp(r["next_try"]) { text += "; next try " + when(n) }
+                row("reports", text)
+            }
+            if let reg = o["registration"], reg != .null {
+                let entries = [reg["ven"]].compactMap { $0 } + (reg["resources"]?.arrayValue ?? [])
+                let states = entries.map { "\($0["name"]?.stringValue ?? "?") \($0["state"]?.stringValue.map { $0.replacingUnderscores() } ?? "?")" }
+                var text = states.joined(separator: ", ")
+                if let problem = entries.first(where: { $0["message"]?.stringValue != nil })?["message"]?.stringValue { text += ": " + problem }
+                row("registered", text)
+            }
         }
         row("queue", queueText)
         for (name, d) in status["devices"]?.objectValue ?? [] { row(name, deviceText(name, d)) }

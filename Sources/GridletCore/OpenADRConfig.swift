@@ -32,6 +32,8 @@ public struct OpenADRConfig: Sendable, Equatable {
     public var requestTimeoutMs: Int64
     /// `SIMPLE` level (0...3) -> limit in W; a level mapped to nil (or absent) sets no limit.
     public var simpleLevels: [Int: Double?]
+    /// Look the VEN and its resources up at the VTN and create them when absent (docs/openadr.md).
+    public var register = true
 
     public init(vtnURL: String, auth: Auth? = nil, venName: String, programs: [String], resources: [String] = [],
                 targets: [String] = [], pollIntervalMs: Int64 = 60_000, caFile: String? = nil,
@@ -80,7 +82,7 @@ public func urlSchemeAndHost(_ url: String) -> (scheme: String, host: String)? {
 
 extension ConfigDecoder {
     static let openADRKeys = ["vtn_url", "auth", "ven_name", "programs", "resources", "targets", "poll_interval",
-                              "ca_file", "timeout", "simple_levels"]
+                              "ca_file", "timeout", "simple_levels", "register"]
     static let openADRAuthKeys = ["client_id", "client_secret_file", "token_url", "scope", "bearer_token_file"]
 
     func decodeOpenADR(_ m: inout YAMLMap, siteID: String) throws(YAMLError) -> OpenADRConfig {
@@ -126,6 +128,7 @@ extension ConfigDecoder {
         if let v = try m.durationMs("poll_interval", min: 5000, max: 3_600_000) { c.pollIntervalMs = v }
         if let v = try m.durationMs("timeout", min: 1000, max: 120_000) { c.requestTimeoutMs = v }
         c.caFile = try absolutePath(&m, "ca_file")
+        if let v = try m.bool("register") { c.register = v }
         if var levels = try m.map("simple_levels") {
             for key in levels.keys {
                 guard let level = Int(key), (0...3).contains(level), key.count == 1 else {

@@ -22,13 +22,18 @@ public struct OpenADREvents: Sendable, Equatable {
         /// Seeds the randomizeStart draw: the same event gets the same offset at every poll and after
         /// a restart, and different sites get different ones (the agent uses its site id).
         public var randomSeed: UInt64
-        public init(programs: [String], acceptedTargets: Set<String>, simpleLevels: [Int: Double?] = [:], randomSeed: UInt64 = 0) {
+        /// The site has a bidirectional device: `EXPORT_CAPACITY_LIMIT` becomes the window's export
+        /// limit; without one it is only shown.
+        public var exportControl: Bool
+        public init(programs: [String], acceptedTargets: Set<String>, simpleLevels: [Int: Double?] = [:], randomSeed: UInt64 = 0,
+                    exportControl: Bool = false) {
             self.programs = programs; self.acceptedTargets = acceptedTargets; self.simpleLevels = simpleLevels
-            self.randomSeed = randomSeed
+            self.randomSeed = randomSeed; self.exportControl = exportControl
         }
     }
 
-    /// A payload shown but not enforced (`EXPORT_CAPACITY_LIMIT`, `PRICE`, `EXPORT_PRICE`).
+    /// A payload shown but not enforced (`PRICE`, `EXPORT_PRICE`, and `EXPORT_CAPACITY_LIMIT` at a
+    /// site without a bidirectional device).
     public struct InformationalInterval: Sendable, Equatable {
         public var eventID: String
         public var intervalID: Int
@@ -67,6 +72,9 @@ public struct OpenADREvents: Sendable, Equatable {
 
     public var programs: [Program] = []
     public var windows: [DispatchEvent] = []
+    /// The reports the events ask for that gridlet produces (`USAGE`, `OPERATING_STATE`; see
+    /// OpenADRReports.swift), with the events' interval spans.
+    public var reportRequests: [OpenADRReportRequest] = []
     public var informational: [InformationalInterval] = []
     public var events: [EventSummary] = []
     /// Every object (or part of one) that was ignored, with the reason.
@@ -123,6 +131,7 @@ public struct OpenADREvents: Sendable, Equatable {
             out.events.append(summary)
             out.windows += mapper.windows
             out.informational += mapper.informational
+            out.reportRequests += mapper.reportRequests
             out.problems += mapper.problems
         }
         out.windows.sort { $0.startMs != $1.startMs ? $0.startMs < $1.startMs : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
@@ -157,6 +166,7 @@ private struct EventMapper {
     let programs: [OpenADREvents.Program]
     var windows: [DispatchEvent] = []
     var informational: [OpenADREvents.InformationalInterval] = []
+    var reportRequests: [OpenADRReportRequest] = []
     var problems: [String] = []
 
     init(object: JSONValue, index: Int, settings: OpenADREvents.Settings, nowMs: Int64, programs: [OpenADREvents.Program]) {
@@ -168,6 +178,9 @@ private struct EventMapper {
     /// Power units accepted for limits, as the factor to W. `W` is not in the OpenADR enumeration
     /// but is a natural private string; absent units mean kW (the enumeration's power unit).
     static let powerUnits: [String: Double] = ["KW": 1000, "W": 1]
+    /// The import limit of a window that only limits export: none of its own (the engine's largest
+    /// limit; hardware and site limits bind).
+    static let noImportLimitW = 10_000_000.0
 
     /// The summary, or nil when the whole event is ignored (the reason is in `problems`).
     mutating func run() -> OpenADREvents.EventSummary? {
@@ -247,6 +260,7 @@ private struct EventMapper {
         var previousEnd: Int64? = nil
         var firstStart: Int64? = nil
         var intervalIDs: Set<Int> = []
+        var spans: [OpenADRReportRequest.Span] = []
         for (i, interval) in intervals.enumerated() {
             let where_ = "\(label) interval [\(i)]"
             guard let idValue = interval["id"]?.doubleValue, idValue == idValue.rounded(), abs(idValue) < 2_147_483_648 else {
@@ -295,11 +309,19 @@ private struct EventMapper {
             if let clip = eventEndMs, let first = firstStart { end = min(end, first + clip) }
             end = min(end, start + OpenADREvents.maxWindowMs)
             guard end > start else { continue }
+            spans.append(.init(id: intervalID, startMs: start, endMs: end))
             mapPayloads(interval["payloads"], label: "\(where_) (id \(intervalID))", eventID: id, intervalID: intervalID,
                         startMs: start, endMs: end, descriptors: descriptors, created: created, createdAtReceipt: createdAtReceipt,
                         primacy: primacy)
         }
         summary.windows = windows.map(\.id)
+        reportRequests = OpenADRReportRequest.parse(object["reportDescriptors"], label: label, eventID: id, programID: programID,
+                                                    spans: spans, acceptedTargets: settings.acceptedTargets, problems: &problems)
+        // An event that asks for OPERATING_STATE reports can be told of a local opt-out: its windows
+        // allow one (docs/openadr.md, "Opt-out").
+        if reportRequests.contains(where: { $0.kind == .operatingState }) {
+            for i in windows.indices { windows[i].optOutAllowed = true }
+        }
         return summary
     }
 
@@ -312,12 +334,30 @@ private struct EventMapper {
         }
         // Each limit payload as its limits in W per sub-interval (nil = no limit in it).
         var limitSets: [(type: String, limits: [Double?])] = []
+        var exportSets: [[Double]] = []
         for p in list {
             guard let type = p["type"]?.stringValue, let values = p["values"]?.arrayValue, !values.isEmpty else {
                 problems.append("\(label): a payload without type or values; ignored")
                 continue
             }
             let units = descriptors[type]?.units
+            if type == "EXPORT_CAPACITY_LIMIT" && settings.exportControl {
+                guard let factor = Self.powerUnits[(units ?? "KW").uppercased()] else {
+                    problems.append("\(label): \(type) in units \(units ?? "") (gridlet takes KW or W); ignored")
+                    continue
+                }
+                var xs: [Double] = []
+                for v in values {
+                    guard let d = v.doubleValue, d >= 0, d * factor <= 10_000_000 else {
+                        problems.append("\(label): \(type) value \(v.serialized) is not a power between 0 and 10 MW; ignored")
+                        xs = []
+                        break
+                    }
+                    xs.append(d * factor)
+                }
+                if !xs.isEmpty { exportSets.append(xs) }
+                continue
+            }
             if Self.shownTypes.contains(type) {
                 let subMs = (endMs - startMs) / Int64(values.count)
                 for (k, v) in values.enumerated() {
@@ -365,12 +405,12 @@ private struct EventMapper {
             }
             if !limits.isEmpty { limitSets.append((type, limits)) }
         }
-        guard !limitSets.isEmpty else { return }
+        guard !limitSets.isEmpty || !exportSets.isEmpty else { return }
         // Several limit payloads in one interval: the lowest applies; with sub-intervals only one may be given.
-        var combined: [Double?]
+        var combined: [Double?] = []
         if limitSets.count == 1 {
             combined = limitSets[0].limits
-        } else {
+        } else if limitSets.count > 1 {
             guard limitSets.allSatisfy({ $0.limits.count == 1 }) else {
                 problems.append("\(label): several limit payloads with several values each cannot be combined; ignored")
                 return
@@ -378,15 +418,35 @@ private struct EventMapper {
             let present = limitSets.compactMap { $0.limits[0] }
             combined = [present.min()]
         }
-        let subMs = (endMs - startMs) / Int64(combined.count)
-        for (k, limit) in combined.enumerated() {
-            guard let limit else { continue }   // SIMPLE level without a limit: normal operation
+        var exports: [Double] = []
+        if exportSets.count == 1 {
+            exports = exportSets[0]
+        } else if exportSets.count > 1 {
+            guard exportSets.allSatisfy({ $0.count == 1 }) else {
+                problems.append("\(label): several EXPORT_CAPACITY_LIMIT payloads with several values each cannot be combined; ignored")
+                return
+            }
+            exports = [exportSets.map { $0[0] }.min()!]
+        }
+        // Import and export limits side by side: one window per sub-interval, a single value applying to all.
+        let n = max(combined.count, exports.count)
+        guard combined.count <= 1 || combined.count == n, exports.count <= 1 || exports.count == n else {
+            problems.append("\(label): import and export limits with different numbers of values cannot be combined; ignored")
+            return
+        }
+        let subMs = (endMs - startMs) / Int64(n)
+        for k in 0..<n {
+            let limit: Double? = combined.isEmpty ? nil : combined[combined.count == 1 ? 0 : k]
+            let exportLimit: Double? = exports.isEmpty ? nil : exports[exports.count == 1 ? 0 : k]
+            guard limit != nil || exportLimit != nil else { continue }   // SIMPLE level without a limit: normal operation
             let s = startMs + Int64(k) * subMs
-            let e = k == combined.count - 1 ? endMs : s + subMs
+            let e = k == n - 1 ? endMs : s + subMs
             guard e > nowMs, e > s else { continue }   // over already: the engine completed it (or never needed it)
-            let id = OpenADREvents.windowID(eventID: eventID, intervalID: intervalID, sub: combined.count > 1 ? k : nil)
-            windows.append(DispatchEvent(id: id, createdMs: created, startMs: s, durationMs: e - s, limitW: limit, primacy: primacy,
-                                         createdAtReceipt: createdAtReceipt))
+            let id = OpenADREvents.windowID(eventID: eventID, intervalID: intervalID, sub: n > 1 ? k : nil)
+            var w = DispatchEvent(id: id, createdMs: created, startMs: s, durationMs: e - s, limitW: limit ?? Self.noImportLimitW,
+                                  primacy: primacy, createdAtReceipt: createdAtReceipt)
+            w.exportLimitW = exportLimit
+            windows.append(w)
         }
     }
 }

@@ -7,6 +7,10 @@ import Synchronization
 public enum VENReport: Sendable, Equatable {
     case polled(VTNPoll, atWallMs: Int64, nextPollInMs: Int64)
     case failed(VENError, atWallMs: Int64, nextPollInMs: Int64, tokenExpiresWallMs: Int64?)
+    /// What registration found or did (before the first poll; again after a failure that may pass).
+    case registered(VENRegistration, atWallMs: Int64)
+    /// What became of a report handed over with `send(_:)`.
+    case reportDone(seq: UInt64, ReportDelivery, atWallMs: Int64)
 }
 
 /// The VEN's own thread (`gridlet-ven`): it owns the libcurl handle and the `VTNSession`, polls on
@@ -18,6 +22,8 @@ public final class VENLink: Sendable {
     let readFile: @Sendable (String) -> String?
     let makeTransport: @Sendable (_ shouldStop: @escaping @Sendable () -> Bool) throws(HTTPError) -> any HTTPTransport
     private let control = Mutex<(stop: Bool, pollNow: Bool)>((false, false))
+    /// The report to post next (the agent hands over one at a time and waits for `.reportDone`).
+    private let outgoing = Mutex<OutgoingReport?>(nil)
     private let wake = DispatchSemaphore(value: 0)
     private let thread = Mutex<PosixThread?>(nil)
 
@@ -60,6 +66,12 @@ public final class VENLink: Sendable {
         wake.signal()
     }
 
+    /// Post `report` as soon as possible (between polls, on the VEN's thread).
+    public func send(_ report: OutgoingReport) {
+        outgoing.withLock { $0 = report }
+        wake.signal()
+    }
+
     var stopping: Bool { control.withLock { $0.stop } }
 
     private func run() {
@@ -72,6 +84,7 @@ public final class VENLink: Sendable {
             return
         }
         let session = VTNSession(config: config, http: http, readFile: readFile)
+        var registrationDue = config.register
         var schedule = VENPollSchedule(intervalMs: config.pollIntervalMs, nowMs: SystemClock.monoMs(),
                                        seed: UInt64(bitPattern: SystemClock.wallMs()) ^ payloadDigest(Array(config.venName.utf8)))
         while true {
@@ -80,9 +93,20 @@ public final class VENLink: Sendable {
             if wait > 0 { _ = wake.wait(timeout: .now() + .milliseconds(Int(min(wait, 3_600_000)))) }
             let (stop, now2) = control.withLock { c -> (Bool, Bool) in defer { c.pollNow = false }; return (c.stop, c.pollNow) }
             if stop { return }
+            if let r = outgoing.withLock({ o -> OutgoingReport? in defer { o = nil }; return o }) {
+                let delivery = session.post(r, nowMonoMs: SystemClock.monoMs(), nowWallMs: SystemClock.wallMs())
+                if stopping { return }
+                report(.reportDone(seq: r.seq, delivery, atWallMs: SystemClock.wallMs()))
+            }
             let mono = SystemClock.monoMs()
             if now2 { schedule.pollNow(nowMs: mono) }
             guard schedule.isDue(nowMs: mono) else { continue }
+            if registrationDue {
+                let r = session.register(nowMonoMs: mono, nowWallMs: SystemClock.wallMs())
+                if stopping { return }
+                registrationDue = r.retry
+                report(.registered(r, atWallMs: SystemClock.wallMs()))
+            }
             let wall = SystemClock.wallMs()
             do {
                 let poll = try session.poll(nowMonoMs: mono, nowWallMs: wall)

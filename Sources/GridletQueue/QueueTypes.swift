@@ -1,8 +1,9 @@
 import Glibc
 
-/// Kind of an outbound record.
+/// Kind of an outbound record. `report` (an OpenADR report for the VTN, docs/openadr.md) lives in
+/// the priority ring with responses and ledger records; the MQTT link never publishes it.
 public enum RecordKind: UInt8, Sendable {
-    case telemetry = 1, ledger = 2, response = 3, gap = 4
+    case telemetry = 1, ledger = 2, response = 3, gap = 4, report = 5
 }
 
 /// When the queue calls `fdatasync`.

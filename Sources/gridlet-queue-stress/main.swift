@@ -49,7 +49,7 @@ func payload(id: UInt64) -> [UInt8] {
 }
 
 func letter(_ k: RecordKind) -> String {
-    switch k { case .telemetry: "t"; case .ledger: "l"; case .response: "r"; case .gap: "g" }
+    switch k { case .telemetry: "t"; case .ledger: "l"; case .response: "r"; case .gap: "g"; case .report: "p" }
 }
 
 struct SplitMix {

@@ -98,6 +98,7 @@ final class MemoryQueue: RecordQueue {
     func ack(seq: UInt64) throws(QueueError) { stored.removeAll { $0.seq == seq } }
     func ack(seqs: [UInt64]) throws(QueueError) { let s = Set(seqs); stored.removeAll { s.contains($0.seq) } }
     func records(after seq: UInt64, limit: Int) -> [QueuedRecord] { Array(stored.filter { $0.seq > seq }.prefix(limit)) }
+    func unackedSeqs(kind: RecordKind) -> [UInt64] { stored.filter { $0.kind == kind }.map(\.seq) }
     func flushIfDue(nowMs: Int64) throws(QueueError) {}
     var unsyncedSinceMs: Int64? { nil }
     func sync() throws(QueueError) {}

@@ -13,6 +13,8 @@ final class FakeVEN: VENPort, @unchecked Sendable {
     func start() throws(Errno) { started = true }
     func stop() { stopped = true }
     func pollNow() {}
+    var sent: [OutgoingReport] = []
+    func send(_ report: OutgoingReport) { sent.append(report) }
 }
 
 /// The VEN's reports through the agent's mailbox, with the real engine and the fake charger.

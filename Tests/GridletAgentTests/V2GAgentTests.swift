@@ -163,4 +163,31 @@ import Testing
         #expect(r.payload.contains(#""status":252"#))
         #expect(r.payload.contains("no bidirectional device"))
     }
+
+    /// OpenADR's EXPORT_CAPACITY_LIMIT (kW) is the V2G device's export limit (W); at a site without
+    /// one it stays shown only (OpenADREventsTests, OpenADRWiringTests).
+    @Test func anOpenADRExportCapacityLimitIsTheExportLimit() throws {
+        let quasar = try #require(try ProfileLibrary.builtin(named: "wallbox-quasar"))
+        let ven = FakeVEN()
+        let h = try AgentHarness(control: "  device_failsafe_timeout: 8s\n" + OpenADRWiringTests.control, chargerProfile: quasar,
+                                 evse: "- { name: v2g, bus: lan, unit: 1, profile: wallbox-quasar, role: charger, phases: 1, max_current: 32, poll: 1s }",
+                                 ven: ven)
+        h.charger.state.withLock { $0.values["soc_pct"] = 50; $0.values["power_w"] = 0 }
+        h.connect()
+        h.command("event", #"{"id":"reg-1","duration_s":600,"limit_w":7360,"setpoint_w":-5000,"primacy":5}"#)
+        h.run(for: 500)
+        #expect(try Self.state(h)["power"]?["export_limit_w"]?.doubleValue == 5000)
+        let now = h.time.wallMs()
+        let event = #"[{"id":"e1","programID":"p1","objectType":"EVENT","createdDateTime":"2027-01-01T00:00:00Z","priority":1,"#
+            + #""payloadDescriptors":[{"objectType":"EVENT_PAYLOAD_DESCRIPTOR","payloadType":"EXPORT_CAPACITY_LIMIT","units":"KW"}],"#
+            + #""intervalPeriod":{"start":"\#(Timestamp.format(ms: now - 1000))","duration":"PT10M"},"#
+            + #""intervals":[{"id":0,"payloads":[{"type":"EXPORT_CAPACITY_LIMIT","values":[2.5]}]}]}]"#
+        ven.report?(OpenADRWiringTests.poll(event, now: now))
+        h.run(for: 500)
+        let s = try Self.state(h)
+        #expect(s["power"]?["export_limit_w"]?.doubleValue == 2500)
+        #expect(s["power"]?["export_source"]?.stringValue == "dispatch:oadr:e1:0")
+        let status = try JSONValue.parse(h.agent.statusJSON(nowWall: h.time.wallMs()))
+        #expect(status["openadr"]?["shown"]?.arrayValue?.isEmpty == true)   // enforced, so not in 'shown'
+    }
 }

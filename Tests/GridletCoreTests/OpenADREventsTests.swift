@@ -136,6 +136,36 @@ private let twoIntervals = ev("e1", """
         #expect(m.informational[0].currency == "USD" && m.informational[3].units == "KW")
     }
 
+    @Test func exportLimitIsTheWindowsExportLimitAtASiteWithABidirectionalDevice() {
+        var v2g = settings
+        v2g.exportControl = true
+        let m = map([ev("x", """
+        "payloadDescriptors":[{"objectType":"EVENT_PAYLOAD_DESCRIPTOR","payloadType":"EXPORT_CAPACITY_LIMIT","units":"KW"}],
+        "intervalPeriod":{"start":"\(t0s)","duration":"PT1H"},
+        "intervals":[{"id":0,"payloads":[{"type":"EXPORT_CAPACITY_LIMIT","values":[5]}]},
+                     {"id":1,"payloads":[{"type":"EXPORT_CAPACITY_LIMIT","values":[2.5,0]},{"type":"IMPORT_CAPACITY_LIMIT","values":[4]}]},
+                     {"id":2,"payloads":[{"type":"EXPORT_CAPACITY_LIMIT","values":[-1]}]},
+                     {"id":3,"payloads":[{"type":"PRICE","values":[0.2]}]}]
+        """)], settings: v2g)
+        #expect(m.windows.map(\.id) == ["oadr:x:0", "oadr:x:1.0", "oadr:x:1.1"])
+        #expect(m.windows.map(\.exportLimitW) == [5000, 2500, 0])
+        // Export only: no import limit of its own; with IMPORT_CAPACITY_LIMIT beside it, that one (4 kW, to both halves).
+        #expect(m.windows.map(\.limitW) == [10_000_000, 4000, 4000])
+        #expect(m.windows[1].startMs == t0 + 3_600_000 && m.windows[1].durationMs == 1_800_000)
+        #expect(m.informational.map(\.type) == ["PRICE"])
+        #expect(m.problems == ["event 'x' interval [2] (id 2): EXPORT_CAPACITY_LIMIT value -1 is not a power between 0 and 10 MW; ignored"])
+        // W as units; other units ignored with a line.
+        let w = map([ev("w", """
+        "payloadDescriptors":[{"objectType":"EVENT_PAYLOAD_DESCRIPTOR","payloadType":"EXPORT_CAPACITY_LIMIT","units":"W"}],
+        "intervalPeriod":{"start":"\(t0s)","duration":"PT1H"},"intervals":[{"id":0,"payloads":[{"type":"EXPORT_CAPACITY_LIMIT","values":[3300]}]}]
+        """), ev("a", """
+        "payloadDescriptors":[{"objectType":"EVENT_PAYLOAD_DESCRIPTOR","payloadType":"EXPORT_CAPACITY_LIMIT","units":"AMPS"}],
+        "intervalPeriod":{"start":"\(t0s)","duration":"PT1H"},"intervals":[{"id":0,"payloads":[{"type":"EXPORT_CAPACITY_LIMIT","values":[16]}]}]
+        """)], settings: v2g)
+        #expect(w.windows.map(\.exportLimitW) == [3300])
+        #expect(w.problems == ["event 'a' interval [0] (id 0): EXPORT_CAPACITY_LIMIT in units AMPS (gridlet takes KW or W); ignored"])
+    }
+
     @Test func multiValuedLimitsBecomeSubIntervals() {
         let m = map([ev("mv", """
         "intervalPeriod":{"start":"\(t0s)","duration":"PT30M"},

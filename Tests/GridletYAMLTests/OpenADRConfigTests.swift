@@ -25,6 +25,7 @@ mqtt: {host: b}
                                venName: "s1", programs: ["vpp-summer"], resources: [], targets: [], pollIntervalMs: 60_000,
                                caFile: nil, requestTimeoutMs: 30_000, simpleLevels: [:]))
     #expect(o.files.map(\.key) == ["auth.client_secret_file"])
+    #expect(o.register == true)
     #expect(try parseConfig(base).openADR == nil)
 }
 
@@ -41,8 +42,10 @@ mqtt: {host: b}
       timeout: 10s
       ca_file: /etc/gridlet/vtn-ca.pem
       simple_levels: {0: null, 1: 7000, 2: 3500, 3: 0}
+      register: false
     """)
     let o = try #require(c.openADR)
+    #expect(o.register == false)
     #expect(o.vtnURL == "http://127.0.0.1:8080")
     #expect(o.auth == .bearerToken(file: "/etc/gridlet/vtn.token"))
     #expect(o.venName == "ven-site-1" && o.programs == ["a", "b"] && o.resources == ["evse"] && o.targets == ["group-1", "feeder-7"])

@@ -2,8 +2,11 @@
 127.0.0.1 and a free port, implementing what gridlet's VEN uses (GET /auth/server, POST
 /auth/token with OAuth2 client credentials, GET /programs, GET /events with programID, targets,
 skip and limit, ETag/If-None-Match, GET /notifiers and the programmes' events topics when
-`mqtt_notifier` names a broker), enforcing token expiry, and recording every request. The objects
-it serves are checked against the specification's openadr3.yaml (check_object)."""
+`mqtt_notifier` names a broker, POST /reports and GET /reports with eventID and clientName, GET and
+POST /vens and /resources),
+enforcing token expiry, and recording every request. The objects it serves are checked against
+the specification's openadr3.yaml (check_object), and so is every report it receives: one that
+does not validate is answered 400 and kept in `invalid_reports`."""
 import datetime
 import hashlib
 import json
@@ -36,6 +39,15 @@ def check_object(obj, schema):
         _validators[schema] = OAS30Validator({"$ref": f"urn:openadr3#/components/schemas/{schema}"}, registry=_validators["registry"])
     errors = [e.message for e in _validators[schema].iter_errors(obj)]
     assert not errors, f"not a valid OpenADR {schema}: {errors}: {json.dumps(obj)}"
+    return obj
+
+
+def check_served(obj, request_schema, request_type):
+    """A ven or resource as the VTN serves it. openadr3.yaml's `ven` (`resource`) is allOf
+    objectMetadata (objectType VEN) and BlVenRequest (objectType BL_VEN_REQUEST): no object can
+    satisfy both, so the two parts are checked apart."""
+    check_object(obj, "objectMetadata")
+    check_object(dict(obj, objectType=request_type), request_schema)
     return obj
 
 
@@ -77,6 +89,13 @@ class FakeVTN:
         self.requests = []        # (monotonic time, method, path, query dict, status)
         self.tls = tls            # (certfile, keyfile) or None
         self.mqtt_notifier = None  # "mqtt://127.0.0.1:PORT": offer it at GET /notifiers
+        self.reports = []          # the report objects created by POST /reports, in order
+        self.invalid_reports = []  # (body, error) of POSTed reports that did not validate
+        self.report_status = None  # answer every POST /reports with this status instead (e.g. 500, 400)
+        self.store_then_fail = False  # keep a valid report but answer 503, as if the answer got lost
+        self.vens = []             # ven objects (GET/POST /vens)
+        self.resources = []        # resource objects (GET/POST /resources)
+        self.registration = "open"  # "open", "refuse" (403 on POST /vens and /resources), "absent" (404: no such endpoints)
         self.server = None
         self.thread = None
 
@@ -131,6 +150,10 @@ class FakeVTN:
     def gets(self, path):
         with self.lock:
             return [r for r in self.requests if r[1] == "GET" and r[2] == path]
+
+    def posts(self, path):
+        with self.lock:
+            return [r for r in self.requests if r[1] == "POST" and r[2] == path]
 
     def statuses(self):
         with self.lock:
@@ -195,6 +218,37 @@ class FakeVTN:
             topics = {"CREATE": f"programs/{pid}/events/create", "UPDATE": f"programs/{pid}/events/update",
                       "DELETE": f"programs/{pid}/events/delete", "ALL": f"programs/{pid}/events/+"}
             return self._reply(h, 200, check_object({"topics": topics}, "notifierTopicsResponse"))
+        if method == "POST" and path == "/reports":
+            length = int(h.headers.get("Content-Length", "0"))
+            raw = h.rfile.read(length)
+            with self.lock:
+                forced = self.report_status
+            if forced is not None:
+                return self._problem(h, forced, "Forced", f"the test answers {forced}")
+            try:
+                body = json.loads(raw)
+                check_object(body, "reportRequest")
+            except (ValueError, AssertionError) as e:
+                with self.lock:
+                    self.invalid_reports.append((raw, str(e)))
+                return self._problem(h, 400, "Bad Request", str(e)[:300])
+            now = rfc3339(time.time())
+            with self.lock:
+                report = dict(body, id=f"rep-{len(self.reports) + 1}", createdDateTime=now, modificationDateTime=now,
+                              objectType="REPORT", clientID=auth[7:])
+                check_object(report, "report")
+                self.reports.append(report)
+                lost = self.store_then_fail
+            if lost:
+                return self._problem(h, 503, "Service Unavailable", "stored, but the test says the answer got lost")
+            return self._reply(h, 201, report)
+        if method == "GET" and path == "/reports":
+            with self.lock:
+                items = [r for r in self.reports
+                         if all(r.get(k) == query[k][0] for k in ("eventID", "clientName", "programID") if k in query)]
+            return self._list(h, items[skip:skip + limit])
+        if path in ("/vens", "/resources"):
+            return self._registration(h, method, path, query, auth[7:], skip, limit)
         if method == "GET" and path == "/programs":
             with self.lock:
                 items = list(self.programs)
@@ -207,6 +261,45 @@ class FakeVTN:
                 items = [e for e in self.events if not isinstance(e, dict) or pid is None or e.get("programID") == pid]
             return self._list(h, items[skip:skip + limit])
         return self._problem(h, 404, "Not Found", "Unrecognized URL")
+
+    def _registration(self, h, method, path, query, client, skip, limit):
+        with self.lock:
+            mode = self.registration
+        if mode == "absent":
+            return self._problem(h, 404, "Not Found", "Unrecognized URL")
+        if method == "GET":
+            with self.lock:
+                if path == "/vens":
+                    items = [v for v in self.vens if "venName" not in query or v["venName"] == query["venName"][0]]
+                else:
+                    items = [r for r in self.resources if all(r[k] == query[k][0] for k in ("venID", "resourceName") if k in query)]
+            return self._list(h, items[skip:skip + limit])
+        if method != "POST":
+            return self._problem(h, 405, "Method Not Allowed", method)
+        if mode == "refuse":
+            return self._problem(h, 403, "Forbidden", "VENs may not register themselves at this VTN")
+        length = int(h.headers.get("Content-Length", "0"))
+        try:
+            body = json.loads(h.rfile.read(length))
+            check_object(body, "venRequest" if path == "/vens" else "resourceRequest")
+        except (ValueError, AssertionError) as e:
+            return self._problem(h, 400, "Bad Request", str(e)[:300])
+        now = rfc3339(time.time())
+        with self.lock:
+            if path == "/vens":
+                if any(v["venName"] == body["venName"] for v in self.vens):
+                    return self._problem(h, 409, "Conflict", "venName exists")
+                obj = check_served({"id": f"ven-{len(self.vens) + 1}", "createdDateTime": now, "modificationDateTime": now,
+                                    "objectType": "VEN", "clientID": client, "venName": body["venName"]}, "BlVenRequest", "BL_VEN_REQUEST")
+                self.vens.append(obj)
+            else:
+                if not any(v["id"] == body["venID"] for v in self.vens):
+                    return self._problem(h, 404, "Not Found", "no such ven")
+                obj = check_served({"id": f"res-{len(self.resources) + 1}", "createdDateTime": now, "modificationDateTime": now,
+                                    "objectType": "RESOURCE", "clientID": client, "resourceName": body["resourceName"],
+                                    "venID": body["venID"]}, "BlResourceRequest", "BL_RESOURCE_REQUEST")
+                self.resources.append(obj)
+        return self._reply(h, 201, obj)
 
     def _list(self, h, items):
         body = json.dumps(items).encode()

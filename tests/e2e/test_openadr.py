@@ -286,3 +286,39 @@ def test_served_objects_validate_against_the_specification():
     check_object(e, "event")
     with pytest.raises(AssertionError):
         check_object({**e, "intervals": [{"payloads": []}]}, "event")
+
+
+def test_the_ven_and_its_resource_are_registered_once_and_a_refusal_is_not_fatal(site, vtn):
+    """GET /vens?venName= finds nothing: POST /vens, then the same for the resource; the next start
+    finds both and creates nothing. A VTN that forbids it (403) or has no /vens (404) is said
+    plainly in the status and the log, and polling goes on."""
+    agent = Agent(site.workdir, openadr_config(site, vtn, site.workdir))
+    agent.start()
+    reg = wait_until(lambda: status(agent)["registration"], 15, what="the registration in the status")
+    assert reg["ven"]["state"] == "created" and reg["ven"]["name"] == "ven-e2e" and reg["ven"]["id"] == "ven-1"
+    assert [(r["name"], r["state"], r["id"]) for r in reg["resources"]] == [("evse", "created", "res-1")]
+    assert [v["venName"] for v in vtn.vens] == ["ven-e2e"]
+    assert [(r["resourceName"], r["venID"]) for r in vtn.resources] == [("evse", "ven-1")]
+    assert "OpenADR: ven 'ven-e2e' registered at the VTN (created, id ven-1)" in agent.logtext()
+    assert agent.stop() == 0
+    agent.start()
+    reg = wait_until(lambda: (lambda r: r if r and r["ven"]["state"] == "found" else None)(status(agent)["registration"]), 15,
+                     what="the ven found at the second start")
+    assert [(r["name"], r["state"]) for r in reg["resources"]] == [("evse", "found")]
+    assert len(vtn.vens) == 1 and len(vtn.resources) == 1 and len(vtn.posts("/vens")) == 1
+    assert agent.stop() == 0
+
+    for mode, state, words in [("refuse", "refused", "403 Forbidden (Forbidden: VENs may not register themselves at this VTN): "
+                                                     "the VTN does not let this VEN create ven 'ven-e2e'; ask the programme operator to enrol it"),
+                               ("absent", "not_offered", "404 Not Found (Not Found: Unrecognized URL): the VTN does not offer "
+                                                         "registration; ven 'ven-e2e' is taken as enrolled out of band")]:
+        vtn.vens.clear()
+        vtn.resources.clear()
+        vtn.registration = mode
+        agent.start()
+        reg = wait_until(lambda: status(agent)["registration"], 15, what=f"the registration ({mode})")
+        assert reg["ven"]["state"] == state and words in reg["ven"]["message"], reg
+        wait_until(lambda: status(agent)["last_success"] is not None, 10, what="a successful poll all the same")
+        assert status(agent)["ok"] is True
+        assert words in agent.logtext()
+        assert agent.stop() == 0

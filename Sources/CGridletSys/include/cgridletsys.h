@@ -19,6 +19,10 @@ void gridlet_set_thread_name(const char *name);
    of what start-up and the dynamic loader touched once. Writable segments (RELRO included) and
    objects with text relocations are left alone. Returns the bytes advised. */
 long gridlet_trim_code_pages(void);
+/* The same for the loaded objects from the `first`-th on (in load order: dlopen appends). */
+long gridlet_trim_code_pages_from(int first);
+/* How many objects are loaded (the executable, the vDSO and the shared libraries). */
+int gridlet_loaded_object_count(void);
 
 /* mallopt(M_ARENA_MAX, 1): every thread allocates from the main arena (returns mallopt's 1 on
    success). */
