@@ -15,32 +15,15 @@ export PATH="$PATH:/usr/sbin"
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
 scratch=.build/hot-code
 swift build -c release --static-swift-stdlib --product gridlet --scratch-path "$scratch" >&2
-work=$(mktemp -d); chmod 755 "$work"
-strip --strip-debug -o "$work/gridlet" "$scratch/release/gridlet"
-bin=$work/gridlet
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mq=$(port); mp=$(port); cp=$(port)
-mosquitto -p "$mq" >/dev/null 2>&1 & pids+=($!)
-"$bin" simulate eastron-sdm630 --port "$mp" 2>/dev/null & pids+=($!)
-"$bin" simulate vestel-evc04 --port "$cp" --voltage 230 2>/dev/null & pids+=($!)
-sleep 1
-cat > "$work/g.yaml" <<YAML
-site: { id: bench, state_dir: $work/state, socket: $work/g.sock }
-buses:
-  - { name: m, kind: tcp, host: 127.0.0.1, port: $mp }
-  - { name: c, kind: tcp, host: 127.0.0.1, port: $cp }
-devices:
-  - { name: meter, bus: m, unit: 1, profile: eastron-sdm630, role: site-meter, poll: 1s }
-  - { name: evse, bus: c, unit: 255, profile: vestel-evc04, role: charger, max_current: 16, poll: 1s }
-mqtt: { host: 127.0.0.1, port: $mq }
-telemetry: { interval: 1s }
-YAML
+strip --strip-debug -o "$scratch/gridlet-nodebug" "$scratch/release/gridlet"
+# The site of bench/steady-rss.sh (bench/lib.sh), with this binary.
+GRIDLET_BIN="$scratch/gridlet-nodebug"
+source bench/lib.sh
+start_site
+write_config
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg.%p" "$bin" run --config "$work/g.yaml" --log-level warning 2>"$work/vg.log" & vp=$!; pids+=($vp)
 sleep "$t1"; callgrind_control -d "$vp" >/dev/null   # dump 1: start-up
 sleep "$t2"; callgrind_control -d "$vp" >/dev/null   # dump 2: steady state
 kill -TERM "$vp"; wait "$vp" || true                 # the final dump: shutdown
-python3 bench/hot_code.py "$work/gridlet" "$work/cg.$vp.2" "$work/cg.$vp.1" "$work/cg.$vp" > linker/hot-code.order
+python3 bench/hot_code.py "$bin" "$work/cg.$vp.2" "$work/cg.$vp.1" "$work/cg.$vp" > linker/hot-code.order
 echo "linker/hot-code.order: $(wc -l < linker/hot-code.order) functions" >&2
