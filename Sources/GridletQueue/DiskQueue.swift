@@ -127,9 +127,10 @@ public final class DiskQueue {
     var submitSync: ((QueueSyncRequest) -> Void)?
     var inFlight: SyncSnapshot?
     var syncWanted = false
-    /// An early drop's gap record is written; its checkpoint waits for the sync with this
-    /// snapshot id (or a later one) to be applied.
+    /// An early drop's gap record is written; the drop itself (ring, last seq it drops) waits
+    /// for the sync with this snapshot id (or a later one) to be applied.
     var earlyDropAfter: UInt64?
+    var earlyDrop: (ring: Int, through: UInt64)?
     var snapshotIds: UInt64 = 0
     var appliedSnapshot: UInt64 = 0
     var fileEpoch = 0

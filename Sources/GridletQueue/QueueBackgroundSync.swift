@@ -118,46 +118,64 @@ extension DiskQueue {
             let span = snap.spans[i] + (rings[i].written - snap.written[i])
             rings[i].durableSpan = min(rings[i].durableSpan, span)
         }
-        if let after = earlyDropAfter, appliedSnapshot >= after {
-            earlyDropAfter = nil
-            try writeCheckpoint()
-            syncWanted = true   // and soon durable, so the tail may use what was dropped
+        if let after = earlyDropAfter, appliedSnapshot >= after { try performEarlyDrop() }
+    }
+
+    /// The gap record of the early drop is synced: drop what it reports (in memory) and write
+    /// the checkpoint that moves the head past it.
+    func performEarlyDrop() throws(QueueError) {
+        earlyDropAfter = nil
+        guard let (x, through) = earlyDrop else { return }
+        earlyDrop = nil
+        var gap = GapRange(cls: x == Self.T ? "telemetry" : "priority")   // reported already
+        while rings[x].first < rings[x].entries.count && rings[x].entries[rings[x].first].seq <= through {
+            dropOldest(x, into: &gap)
         }
+        try writeCheckpoint()
+        syncWanted = true   // and soon durable, so the tail may use what was dropped
     }
 
     /// A ring-full drop without an inline sync (background syncs only): when a ring has less
-    /// than 1/16 of its size (and two gap records) free after an append, its oldest records are
-    /// dropped now, down to 1/8 free, and the gap record reporting them is written into space
-    /// that was free. Its checkpoint (moving the head past them) is written only once a sync
-    /// that covers the gap record has finished (`apply`), and the dropped bytes are overwritten
-    /// only once that checkpoint is synced too (the durable span): the crash order of `makeRoom`
-    /// with the syncs on the thread. Appends meanwhile use the space that was free. If that runs
-    /// out first, `makeRoom` and the tail check finish it inline (`finishEarlyDrop`).
+    /// than 1/16 of its size (and two gap records) free after an append, the gap record for its
+    /// oldest records (down to 1/8 free) is written now, into space that was free, and nothing
+    /// is dropped yet. Only once a sync that covers the gap record has been applied are those
+    /// records dropped in memory and the checkpoint moving the head past them written
+    /// (`performEarlyDrop`); the dropped bytes are overwritten only once that checkpoint is synced
+    /// too (the durable span). Dropping in memory first would let any checkpoint written meanwhile
+    /// (an ack's) carry the head past them before the gap record is on disk: the power-cut loop
+    /// found that. Until the drop the records stay and may still be delivered (a gap record says
+    /// "may be missing"). Appends meanwhile use the space that was free; if it runs out first,
+    /// `makeRoom` and the tail check finish it inline (`finishEarlyDrop`).
     func dropEarlyIfLow(_ x: Int, timestampMs: Int64) throws(QueueError) {
         guard syncMode != .none, earlyDropAfter == nil, failure == nil else { return }
         let r = rings[x]
         guard r.free < r.size / 16 + 2 * Self.gapReserve, r.spaceNeeded([Self.gapReserve]) <= r.free,
               r.first < r.entries.count else { return }
+        // Plan on a copy of the state: which records go, and the gap record that reports them.
+        let saved = (ring: rings[x], acked: ackedBeyond, t: droppedTelemetry, p: droppedPriority)
         var gap = GapRange(cls: x == Self.T ? "telemetry" : "priority")
+        var through: UInt64 = 0
         let target = r.size / 8
-        while rings[x].first < rings[x].entries.count && rings[x].free < target { dropOldest(x, into: &gap) }
-        guard let json = gap.json() else {
-            try writeCheckpoint()   // only acknowledged records went: nothing to report
-            return
+        while rings[x].first < rings[x].entries.count && rings[x].free < target {
+            through = rings[x].entries[rings[x].first].seq
+            dropOldest(x, into: &gap)
         }
+        rings[x] = saved.ring
+        ackedBeyond = saved.acked
+        droppedTelemetry = saved.t
+        droppedPriority = saved.p
+        guard let json = gap.json() else { return }   // only acknowledged records: nothing to do early
         try writeRecord(ring: x, seq: nil, kind: .gap, payload: json, timestampMs: timestampMs)
+        earlyDrop = (x, through)
         earlyDropAfter = snapshotIds + 1   // the next sync taken covers the gap record
         syncWanted = true
     }
 
-    /// Finishes an early drop inline, in order: its gap record synced, then its checkpoint.
+    /// Finishes an early drop inline, in order: its gap record synced, then the drop and its checkpoint.
     func finishEarlyDrop() throws(QueueError) {
         guard let after = earlyDropAfter else { return }
-        if appliedSnapshot < after { try syncData() }   // apply writes the checkpoint
-        if earlyDropAfter != nil {
-            earlyDropAfter = nil
-            try writeCheckpoint()
-        }
+        if appliedSnapshot < after { try syncData() }   // apply performs the drop
+        if earlyDropAfter != nil { try performEarlyDrop() }
     }
 
     /// Hands out a background sync when one is due and none is in flight.

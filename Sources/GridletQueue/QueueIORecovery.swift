@@ -88,6 +88,7 @@ extension DiskQueue {
         fileEpoch += 1   // a background sync of the old descriptor is stale from here on
         inFlight = nil
         earlyDropAfter = nil   // the rings are rebuilt from the file
+        earlyDrop = nil
         fh = try Self.openLocked(path, truncate: false)
         closed = false
 

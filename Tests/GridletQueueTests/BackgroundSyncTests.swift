@@ -230,6 +230,32 @@ import Testing
         #expect(r.stats.skippedOnRecovery == 0)
     }
 
+    @Test func nothingIsDroppedBeforeTheGapRecordThatReportsItIsSynced() throws {
+        // A checkpoint written meanwhile (an ack's) writes the in-memory head: were the records
+        // dropped in memory before their gap record is synced, a power cut could keep that
+        // checkpoint and lose the gap record (found by the power-cut loop).
+        let dir = TempDir(base: "/dev/shm")
+        let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .batch(intervalMs: 1_000_000))
+        let ex = ManualSyncs()
+        ex.attach(q)
+        var i = 0
+        while q.earlyDropAfter == nil && i < 5000 {
+            try q.append(kind: .telemetry, payload: payload(i, size: 120), timestampMs: 1)
+            i += 1
+        }
+        #expect(q.earlyDropAfter != nil)
+        let oldest = try #require(q.records(after: 0, limit: 1).first)
+        #expect(oldest.payload == payload(0, size: 120))
+        let gap = try #require(q.records(after: 0, limit: 10000).last { $0.kind == .gap })
+        #expect(String(decoding: gap.payload, as: UTF8.self).contains("\"from_seq\":\(oldest.seq)"))
+        let someAck = q.records(after: 0, limit: 10000).filter { $0.kind == .telemetry }.last!.seq
+        try q.ack(seq: someAck)   // a checkpoint while the drop waits
+        #expect(q.records(after: 0, limit: 1).first?.seq == oldest.seq)   // still there: the head did not move
+        while !ex.requests.isEmpty { try ex.run(q, nowMs: 2) }   // the sync covering the gap
+        #expect(q.records(after: 0, limit: 1).first?.seq != oldest.seq)   // now dropped
+        #expect(q.stats.droppedTelemetry > 0)
+    }
+
     @Test func theSyncerThreadRunsRequestsAndReportsThem() throws {
         let dir = TempDir()
         let q = try DiskQueue(directory: dir.path, maxBytes: 65536, sync: .always)
