@@ -1,6 +1,8 @@
+import Glibc
 import GridletSys
 import GridletCore
 import GridletModbus
+import Synchronization
 
 /// `gridlet bench-poll` (hidden; bench/poll-rate.sh): the agent's own read path (`ModbusBus` +
 /// `DeviceReader`) polling one device back to back, so its rate can be compared with a raw
@@ -27,15 +29,67 @@ public final class PollBenchmark {
 
     deinit { bus.stop() }
 
+    /// How `run` asks for polls.
+    public enum Mode: String, Sendable {
+        /// Each poll is asked for by the calling thread, which waits for its result before asking
+        /// for the next: every poll pays the hand-off to the bus thread and back on an idle bus.
+        case waitEach = "wait-each"
+        /// Each poll's completion, on the bus thread, asks for the next one through the bus's
+        /// FIFO: the bus thread goes from one poll to the next as it does when several polls are
+        /// queued (devices due together); the caller waits once for the end.
+        case chained
+    }
+
     /// Polls for `seconds`; the first failed poll ends the run with its error.
-    public func run(seconds: Double) throws -> Outcome {
+    public func run(seconds: Double, mode: Mode = .waitEach) throws -> Outcome {
         let start = SystemClock.monoMs()
         let end = start + Int64(seconds * 1000)
         var polls = 0
-        while SystemClock.monoMs() < end {
-            _ = try reader.read(on: bus).get()
-            polls += 1
+        switch mode {
+        case .waitEach:
+            while SystemClock.monoMs() < end {
+                _ = try reader.read(on: bus).get()
+                polls += 1
+            }
+        case .chained:
+            let finished = Mutex<Result<Int, ModbusError>?>(nil)
+            let waiter = Wakeup()
+            let (reader, bus) = (self.reader, self.bus)
+            @Sendable func next(_ done: Int) {
+                guard SystemClock.monoMs() < end else {
+                    finished.withLock { $0 = .success(done) }
+                    waiter.signal()
+                    return
+                }
+                reader.read(on: bus) { result in
+                    if case let .failure(e) = result {
+                        finished.withLock { $0 = .failure(e) }
+                        waiter.signal()
+                    } else {
+                        next(done + 1)
+                    }
+                }
+            }
+            next(0)
+            while true {
+                if let result = finished.withLock({ $0 }) { polls = try result.get(); break }
+                waiter.wait()
+            }
         }
         return Outcome(polls: polls, transactions: polls * reader.blocks.count, seconds: Double(SystemClock.monoMs() - start) / 1000)
+    }
+
+    /// A POSIX semaphore: the caller sleeps in `wait` until the bus thread's `signal`.
+    /// `@unchecked Sendable`: the semaphore is allocated once in init and destroyed in deinit when
+    /// nobody holds a reference any more; sem_wait and sem_post are thread safe.
+    private final class Wakeup: @unchecked Sendable {
+        private let semaphore: UnsafeMutablePointer<sem_t>
+        init() {
+            semaphore = .allocate(capacity: 1)
+            sem_init(semaphore, 0, 0)
+        }
+        deinit { sem_destroy(semaphore); semaphore.deallocate() }
+        func signal() { sem_post(semaphore) }
+        func wait() { while sem_wait(semaphore) != 0 {} }   // EINTR only
     }
 }

@@ -153,26 +153,45 @@ public struct DeviceReader: Sendable {
 
     private func readAll(_ blocks: [ReadBlock], on bus: ModbusBus,
                          completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
-        readBlocks(blocks, 0, on: bus, into: PollValues(capacity: blocks.reduce(0) { $0 + $1.points.count }), completion: completion)
+        PollRun(blocks: blocks, unit: unit, deviceName: deviceName, bus: bus, completion: completion).next()
     }
 
-    /// One poll's values, filled block by block on the bus thread (one dictionary per poll
-    /// instead of one per block plus a copy for each merge).
-    private final class PollValues: @unchecked Sendable {
+    /// One poll: its blocks read one after another, each completion (on the bus thread) decoding
+    /// its registers into the poll's one dictionary and asking for the next block. A class, so a
+    /// completion holds one reference instead of a copy of the reader (its profile).
+    /// `@unchecked Sendable`: `index` and `values` are only touched by the completions, which the
+    /// bus thread runs one after another; the caller's first `next()` happens before them through
+    /// the bus's queue lock.
+    private final class PollRun: @unchecked Sendable {
+        let blocks: [ReadBlock]
+        let unit: Int
+        let deviceName: String
+        let bus: ModbusBus
+        let completion: @Sendable (Result<[String: Double?], ModbusError>) -> Void
+        var index = 0
         var values: [String: Double?] = [:]
-        init(capacity: Int) { values.reserveCapacity(capacity) }
-    }
 
-    private func readBlocks(_ blocks: [ReadBlock], _ index: Int, on bus: ModbusBus, into poll: PollValues,
-                            completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
-        guard index < blocks.count else { completion(.success(poll.values)); return }
-        let block = blocks[index]
-        bus.submit(.read(table: block.table, address: block.address, count: block.count, unit: unit, deviceName: deviceName)) { result in
-            switch result {
-            case let .failure(e): completion(.failure(e))
-            case let .success(regs):
-                DeviceReader.decode(block, registers: regs, into: &poll.values)
-                readBlocks(blocks, index + 1, on: bus, into: poll, completion: completion)
+        init(blocks: [ReadBlock], unit: Int, deviceName: String, bus: ModbusBus,
+             completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
+            self.blocks = blocks
+            self.unit = unit
+            self.deviceName = deviceName
+            self.bus = bus
+            self.completion = completion
+            values.reserveCapacity(blocks.reduce(0) { $0 + $1.points.count })
+        }
+
+        func next() {
+            guard index < blocks.count else { completion(.success(values)); return }
+            let block = blocks[index]
+            bus.submit(.read(table: block.table, address: block.address, count: block.count, unit: unit, deviceName: deviceName)) { result in
+                switch result {
+                case let .failure(e): self.completion(.failure(e))
+                case let .success(regs):
+                    DeviceReader.decode(self.blocks[self.index], registers: regs, into: &self.values)
+                    self.index += 1
+                    self.next()
+                }
             }
         }
     }

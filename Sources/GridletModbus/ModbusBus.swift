@@ -31,8 +31,13 @@ public final class ModbusBus: Sendable {
         public var retries: Int?
         public init(timeoutMs: Int? = nil, retries: Int? = nil) { self.timeoutMs = timeoutMs; self.retries = retries }
     }
-    private typealias Job = (request: ModbusRequest, overrides: Overrides,
-                             completion: @Sendable (Result<[UInt16], ModbusError>) -> Void)
+    /// A struct, not a tuple: the FIFO's copies of a tuple went through the runtime's generic
+    /// tuple witnesses (metadata lookups on every request).
+    private struct Job: Sendable {
+        var request: ModbusRequest
+        var overrides: Overrides
+        var completion: @Sendable (Result<[UInt16], ModbusError>) -> Void
+    }
     private struct QueueState: Sendable {
         var jobs: [Job] = []
         var head = 0
@@ -77,7 +82,7 @@ public final class ModbusBus: Sendable {
                        completion: @escaping @Sendable (Result<[UInt16], ModbusError>) -> Void) {
         let accepted = queue.withLock { state -> Bool in
             if state.stopping || thread == nil { return false }
-            state.jobs.append((request, overrides, completion))
+            state.jobs.append(Job(request: request, overrides: overrides, completion: completion))
             return true
         }
         if !accepted { completion(.failure(stoppedError(request))) }
