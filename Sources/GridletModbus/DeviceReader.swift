@@ -21,11 +21,11 @@ public struct DeviceReader: Sendable {
     private let selected: [String]?
     private let maxRegisters: Int
     private let maxHole: Int
-    private let planned: [ReadBlock]
+    private let planned: PollPlan
     private let discovered: SunSpecCache?
 
     /// The read transactions (for SunSpec profiles: empty until discovery succeeded).
-    public var blocks: [ReadBlock] { discovered.map { $0.blocks() ?? [] } ?? planned }
+    public var blocks: [ReadBlock] { discovered.map { $0.plan()?.blocks ?? [] } ?? planned.blocks }
 
     /// The SunSpec model and address found by discovery, if any.
     public var sunspecModel: (id: Int, address: Int)? { discovered?.model() }
@@ -42,10 +42,10 @@ public struct DeviceReader: Sendable {
         self.maxRegisters = maxRegisters
         self.maxHole = maxHole
         if profile.sunspec != nil {
-            planned = []
+            planned = PollPlan([])
             discovered = SunSpecCache()
         } else {
-            planned = DeviceReader.plan(DeviceReader.select(profile.points, points), maxRegisters: maxRegisters, maxHole: maxHole)
+            planned = PollPlan(DeviceReader.plan(DeviceReader.select(profile.points, points), maxRegisters: maxRegisters, maxHole: maxHole))
             discovered = nil
         }
     }
@@ -99,20 +99,24 @@ public struct DeviceReader: Sendable {
         return out
     }
 
-    /// `decode` into an existing dictionary (one per poll, not one per block and a merge).
+    /// `decode` into an existing dictionary.
     static func decode(_ block: ReadBlock, registers: [UInt16], into out: inout [String: Double?]) {
-        for p in block.points {
-            let start = p.address - block.address
-            let end = start + p.type.registerCount
-            guard start >= 0, end <= registers.count else { out[p.name] = .some(nil); continue }
-            var sf: UInt16?
-            if let a = p.scaleFactorAddress {
-                let i = a - block.address
-                guard i >= 0, i < registers.count else { out[p.name] = .some(nil); continue }
-                sf = registers[i]
-            }
-            out[p.name] = .some(PointCodec.decode(p, registers[start..<end], sf: sf))
+        for p in block.points { out[p.name] = .some(value(of: p, in: block, registers: registers)) }
+    }
+
+    /// One point's value from its block's registers: nil for NaN/infinite floats, SunSpec "not
+    /// implemented" values and registers the block does not hold.
+    static func value(of p: ProfilePoint, in block: ReadBlock, registers: [UInt16]) -> Double? {
+        let start = p.address - block.address
+        let end = start + p.type.registerCount
+        guard start >= 0, end <= registers.count else { return nil }
+        var sf: UInt16?
+        if let a = p.scaleFactorAddress {
+            let i = a - block.address
+            guard i >= 0, i < registers.count else { return nil }
+            sf = registers[i]
         }
+        return PointCodec.decode(p, registers[start..<end], sf: sf)
     }
 
     /// Reads all blocks one after another; `completion` runs on the bus thread with every point
@@ -122,8 +126,8 @@ public struct DeviceReader: Sendable {
             readAll(planned, on: bus, completion: completion)
             return
         }
-        if let blocks = cache.blocks() {
-            readAll(blocks, on: bus, completion: completion)
+        if let plan = cache.plan() {
+            readAll(plan, on: bus, completion: completion)
             return
         }
         let (profile, selected, maxRegisters, maxHole) = (self.profile, self.selected, self.maxRegisters, self.maxHole)
@@ -137,8 +141,9 @@ public struct DeviceReader: Sendable {
                     return
                 }
                 let blocks = DeviceReader.plan(DeviceReader.select(resolved.points, selected), maxRegisters: maxRegisters, maxHole: maxHole)
-                cache.store(model: (found.id, found.address), blocks: blocks)
-                reader.readAll(blocks, on: bus, completion: completion)
+                let plan = PollPlan(blocks)
+                cache.store(model: (found.id, found.address), plan: plan)
+                reader.readAll(plan, on: bus, completion: completion)
             }
         }
     }
@@ -151,44 +156,44 @@ public struct DeviceReader: Sendable {
         return slot.wait { $0 }!
     }
 
-    private func readAll(_ blocks: [ReadBlock], on bus: ModbusBus,
+    private func readAll(_ plan: PollPlan, on bus: ModbusBus,
                          completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
-        PollRun(blocks: blocks, unit: unit, deviceName: deviceName, bus: bus, completion: completion).next()
+        PollRun(plan: plan, unit: unit, deviceName: deviceName, bus: bus, completion: completion).next()
     }
 
     /// One poll: its blocks read one after another, each completion (on the bus thread) decoding
-    /// its registers into the poll's one dictionary and asking for the next block. A class, so a
+    /// its registers into the poll's dictionary and asking for the next block. A class, so a
     /// completion holds one reference instead of a copy of the reader (its profile).
     /// `@unchecked Sendable`: `index` and `values` are only touched by the completions, which the
     /// bus thread runs one after another; the caller's first `next()` happens before them through
     /// the bus's queue lock.
     private final class PollRun: @unchecked Sendable {
-        let blocks: [ReadBlock]
+        let plan: PollPlan
         let unit: Int
         let deviceName: String
         let bus: ModbusBus
         let completion: @Sendable (Result<[String: Double?], ModbusError>) -> Void
         var index = 0
-        var values: [String: Double?] = [:]
+        var values: [String: Double?]
 
-        init(blocks: [ReadBlock], unit: Int, deviceName: String, bus: ModbusBus,
+        init(plan: PollPlan, unit: Int, deviceName: String, bus: ModbusBus,
              completion: @escaping @Sendable (Result<[String: Double?], ModbusError>) -> Void) {
-            self.blocks = blocks
+            self.plan = plan
             self.unit = unit
             self.deviceName = deviceName
             self.bus = bus
             self.completion = completion
-            values.reserveCapacity(blocks.reduce(0) { $0 + $1.points.count })
+            values = plan.template
         }
 
         func next() {
-            guard index < blocks.count else { completion(.success(values)); return }
-            let block = blocks[index]
+            guard index < plan.blocks.count else { completion(.success(values)); return }
+            let block = plan.blocks[index]
             bus.submit(.read(table: block.table, address: block.address, count: block.count, unit: unit, deviceName: deviceName)) { result in
                 switch result {
                 case let .failure(e): self.completion(.failure(e))
                 case let .success(regs):
-                    DeviceReader.decode(self.blocks[self.index], registers: regs, into: &self.values)
+                    self.plan.decode(block: self.index, registers: regs, into: &self.values)
                     self.index += 1
                     self.next()
                 }
@@ -197,11 +202,40 @@ public struct DeviceReader: Sendable {
     }
 }
 
+/// A poll's blocks with what decoding them needs: a dictionary holding every point's name (all
+/// values nil), which each poll copies, and where each block's points sit in it. A poll then
+/// stores its values through those positions: no hashing of point names per poll (that was a
+/// third of the read path's own CPU per transaction, bench/poll-rate.sh). Positions stay valid in
+/// copies of the dictionary: storing a value changes no key.
+struct PollPlan: Sendable {
+    let blocks: [ReadBlock]
+    let template: [String: Double?]
+    private let positions: [[Dictionary<String, Double?>.Index]]
+
+    init(_ blocks: [ReadBlock]) {
+        self.blocks = blocks
+        var template: [String: Double?] = [:]
+        template.reserveCapacity(blocks.reduce(0) { $0 + $1.points.count })
+        for block in blocks { for p in block.points { template[p.name] = .some(nil) } }
+        self.template = template
+        positions = blocks.map { block in block.points.map { template.index(forKey: $0.name)! } }
+    }
+
+    /// Decodes block `index`'s points from its registers into `values` (a copy of `template`).
+    func decode(block index: Int, registers: [UInt16], into values: inout [String: Double?]) {
+        let block = blocks[index]
+        let slots = positions[index]
+        for i in block.points.indices {
+            values.values[slots[i]] = DeviceReader.value(of: block.points[i], in: block, registers: registers)
+        }
+    }
+}
+
 /// The SunSpec point map a reader found, shared by copies of the reader.
 final class SunSpecCache: Sendable {
-    private struct Found: Sendable { var model: (id: Int, address: Int); var blocks: [ReadBlock] }
+    private struct Found: Sendable { var model: (id: Int, address: Int); var plan: PollPlan }
     private let state = Mutex<Found?>(nil)
-    func blocks() -> [ReadBlock]? { state.withLock { $0?.blocks } }
+    func plan() -> PollPlan? { state.withLock { $0?.plan } }
     func model() -> (id: Int, address: Int)? { state.withLock { $0?.model } }
-    func store(model: (id: Int, address: Int), blocks: [ReadBlock]) { state.withLock { $0 = Found(model: model, blocks: blocks) } }
+    func store(model: (id: Int, address: Int), plan: PollPlan) { state.withLock { $0 = Found(model: model, plan: plan) } }
 }

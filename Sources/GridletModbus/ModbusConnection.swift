@@ -194,16 +194,21 @@ public final class ModbusConnection {
             throw invalid(device: device, unit: unit, function: function, address: address, count: count,
                           message: "register range must be 1...125 registers inside 0...65535")
         }
-        var regs = [UInt16](repeating: 0, count: count)
+        // The registers go into the connection's own array, which the caller gets a copy of: once
+        // the caller has dropped it (the bus's completions decode and drop it), the next read
+        // reuses the storage. A fresh array per read cost an allocation and a metadata lookup.
+        readBuffer.removeAll(keepingCapacity: true)
+        readBuffer.append(contentsOf: repeatElement(0, count: count))
         try transaction(device: device, unit: unit, function: function, address: address, count: count) { ctx in
-            regs.withUnsafeMutableBufferPointer { buf in
+            readBuffer.withUnsafeMutableBufferPointer { buf in
                 table == .holding
                     ? modbus_read_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
                     : modbus_read_input_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
             }
         }
-        return regs
+        return readBuffer
     }
+    private var readBuffer: [UInt16] = []
 
     /// Writes one holding register (fc 6).
     public func writeRegister(address: Int, value: UInt16, unit: Int, device: String? = nil) throws(ModbusError) {
