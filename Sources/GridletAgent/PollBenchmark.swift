@@ -2,7 +2,6 @@ import Glibc
 import GridletSys
 import GridletCore
 import GridletModbus
-import Synchronization
 
 /// `gridlet bench-poll` (hidden; bench/poll-rate.sh): the agent's own read path (`ModbusBus` +
 /// `DeviceReader`) polling one device back to back, so its rate can be compared with a raw
@@ -52,31 +51,50 @@ public final class PollBenchmark {
                 polls += 1
             }
         case .chained:
-            let finished = Mutex<Result<Int, ModbusError>?>(nil)
-            let waiter = Wakeup()
-            let (reader, bus) = (self.reader, self.bus)
-            @Sendable func next(_ done: Int) {
-                guard SystemClock.monoMs() < end else {
-                    finished.withLock { $0 = .success(done) }
-                    waiter.signal()
-                    return
-                }
-                reader.read(on: bus) { result in
-                    if case let .failure(e) = result {
-                        finished.withLock { $0 = .failure(e) }
-                        waiter.signal()
-                    } else {
-                        next(done + 1)
-                    }
-                }
-            }
-            next(0)
-            while true {
-                if let result = finished.withLock({ $0 }) { polls = try result.get(); break }
-                waiter.wait()
-            }
+            let chain = Chain(reader: reader, bus: bus, end: end)
+            chain.next()
+            polls = try chain.wait()
         }
         return Outcome(polls: polls, transactions: polls * reader.blocks.count, seconds: Double(SystemClock.monoMs() - start) / 1000)
+    }
+
+    /// Chained polls: each poll's completion (on the bus thread) asks for the next until the
+    /// deadline, then wakes the caller once. A class, so the completions hold one reference.
+    /// `@unchecked Sendable`: `done` and `failure` are written by the completions, which the bus
+    /// thread runs one after another, and read by the caller only after the semaphore's post.
+    private final class Chain: @unchecked Sendable {
+        let reader: DeviceReader
+        let bus: ModbusBus
+        let end: Int64
+        private var done = 0
+        private var failure: ModbusError?
+        private let finished = Wakeup()
+
+        init(reader: DeviceReader, bus: ModbusBus, end: Int64) {
+            self.reader = reader
+            self.bus = bus
+            self.end = end
+        }
+
+        func next() {
+            guard SystemClock.monoMs() < end else { finished.signal(); return }
+            reader.read(on: bus) { result in
+                if case let .failure(e) = result {
+                    self.failure = e
+                    self.finished.signal()
+                } else {
+                    self.done += 1
+                    self.next()
+                }
+            }
+        }
+
+        /// Waits for the end of the chain: the number of polls, or the first failure.
+        func wait() throws(ModbusError) -> Int {
+            finished.wait()
+            if let failure { throw failure }
+            return done
+        }
     }
 
     /// A POSIX semaphore: the caller sleeps in `wait` until the bus thread's `signal`.

@@ -110,10 +110,28 @@ public enum PointCodec {
     /// Decodes a point; `sf` is the scale factor register when the point has one.
     /// nil for NaN/infinite floats, SunSpec sentinels and unimplemented scale factors.
     public static func decode(_ p: ProfilePoint, _ regs: ArraySlice<UInt16>, sf: UInt16?) -> Double? {
+        decode(Layout(p), regs, sf: sf)
+    }
+
+    /// What decoding a point needs of it, without its names (no reference counting per value).
+    public struct Layout: Sendable, Equatable {
+        public var type: RegisterType
+        public var wordOrder: WordOrder
+        public var scale: Double
+        public var hasScaleFactor: Bool
+        public var notImplementedSentinels: Bool
+        public init(_ p: ProfilePoint) {
+            type = p.type; wordOrder = p.wordOrder; scale = p.scale
+            hasScaleFactor = p.scaleFactorAddress != nil; notImplementedSentinels = p.notImplementedSentinels
+        }
+    }
+
+    /// `decode` for a point described by its `Layout`.
+    public static func decode(_ p: Layout, _ regs: ArraySlice<UInt16>, sf: UInt16?) -> Double? {
         if p.notImplementedSentinels && isNotImplemented(regs, type: p.type, order: p.wordOrder) { return nil }
         guard let raw = RegisterCodec.decode(regs, type: p.type, order: p.wordOrder, scale: 1) else { return nil }
         var v = raw
-        if p.scaleFactorAddress != nil {
+        if p.hasScaleFactor {
             guard let sf, let pw = powerOfTen(sf) else { return nil }
             v = v * pw.multiply / pw.divide
         }

@@ -203,14 +203,25 @@ public struct DeviceReader: Sendable {
 }
 
 /// A poll's blocks with what decoding them needs: a dictionary holding every point's name (all
-/// values nil), which each poll copies, and where each block's points sit in it. A poll then
-/// stores its values through those positions: no hashing of point names per poll (that was a
-/// third of the read path's own CPU per transaction, bench/poll-rate.sh). Positions stay valid in
-/// copies of the dictionary: storing a value changes no key.
+/// values nil), which each poll copies, and for each block's points where their value sits in it
+/// and where their registers sit in the block. A poll then stores its values through those
+/// positions: no hashing of point names and no copy of a point per value (they were a third and
+/// more of the read path's own CPU per transaction, bench/poll-profile.sh). Positions stay valid
+/// in copies of the dictionary: storing a value changes no key.
 struct PollPlan: Sendable {
     let blocks: [ReadBlock]
     let template: [String: Double?]
-    private let positions: [[Dictionary<String, Double?>.Index]]
+    private let slots: [[Slot]]
+
+    /// One point of a block: its value's position in the dictionary, its registers (`start..<end`
+    /// of the block's) and its scale factor register's index in the block, if any.
+    private struct Slot: Sendable {
+        var position: Dictionary<String, Double?>.Index
+        var start: Int
+        var end: Int
+        var scaleFactorIndex: Int?
+        var layout: PointCodec.Layout
+    }
 
     init(_ blocks: [ReadBlock]) {
         self.blocks = blocks
@@ -218,15 +229,30 @@ struct PollPlan: Sendable {
         template.reserveCapacity(blocks.reduce(0) { $0 + $1.points.count })
         for block in blocks { for p in block.points { template[p.name] = .some(nil) } }
         self.template = template
-        positions = blocks.map { block in block.points.map { template.index(forKey: $0.name)! } }
+        slots = blocks.map { block in
+            block.points.map { p in
+                let start = p.address - block.address
+                return Slot(position: template.index(forKey: p.name)!, start: start, end: start + p.type.registerCount,
+                            scaleFactorIndex: p.scaleFactorAddress.map { $0 - block.address }, layout: PointCodec.Layout(p))
+            }
+        }
     }
 
-    /// Decodes block `index`'s points from its registers into `values` (a copy of `template`).
+    /// Decodes block `index`'s points from its registers into `values` (a copy of `template`),
+    /// as `DeviceReader.value(of:in:registers:)` does.
     func decode(block index: Int, registers: [UInt16], into values: inout [String: Double?]) {
-        let block = blocks[index]
-        let slots = positions[index]
-        for i in block.points.indices {
-            values.values[slots[i]] = DeviceReader.value(of: block.points[i], in: block, registers: registers)
+        for slot in slots[index] {
+            var value: Double?
+            if slot.start >= 0, slot.end <= registers.count {
+                if let i = slot.scaleFactorIndex {
+                    if i >= 0, i < registers.count {
+                        value = PointCodec.decode(slot.layout, registers[slot.start..<slot.end], sf: registers[i])
+                    }
+                } else {
+                    value = PointCodec.decode(slot.layout, registers[slot.start..<slot.end], sf: nil)
+                }
+            }
+            values.values[slot.position] = value
         }
     }
 }

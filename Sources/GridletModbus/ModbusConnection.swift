@@ -197,8 +197,11 @@ public final class ModbusConnection {
         // The registers go into the connection's own array, which the caller gets a copy of: once
         // the caller has dropped it (the bus's completions decode and drop it), the next read
         // reuses the storage. A fresh array per read cost an allocation and a metadata lookup.
-        readBuffer.removeAll(keepingCapacity: true)
-        readBuffer.append(contentsOf: repeatElement(0, count: count))
+        if readBuffer.count > count {
+            readBuffer.removeLast(readBuffer.count - count)
+        } else if readBuffer.count < count {
+            readBuffer.append(contentsOf: repeatElement(0, count: count - readBuffer.count))
+        }
         try transaction(device: device, unit: unit, function: function, address: address, count: count) { ctx in
             readBuffer.withUnsafeMutableBufferPointer { buf in
                 table == .holding
@@ -249,7 +252,8 @@ public final class ModbusConnection {
         var lastError: ModbusError?
         for _ in 0...(overrideRetries.map { max(0, $0) } ?? retries) {
             keepGap()
-            defer { lastTransactionEndMs = SystemClock.monoMs() }
+            // Only a bus with a gap needs to know when the last transaction ended.
+            defer { if gapMs > 0 { lastTransactionEndMs = SystemClock.monoMs() } }
             do throws(ModbusError) {
                 try open(device: device, unit: unit, function: function, address: address, count: count)
             } catch {
