@@ -1,4 +1,4 @@
-import Glibc
+import Dispatch
 import GridletSys
 import GridletCore
 import GridletModbus
@@ -61,14 +61,14 @@ public final class PollBenchmark {
     /// Chained polls: each poll's completion (on the bus thread) asks for the next until the
     /// deadline, then wakes the caller once. A class, so the completions hold one reference.
     /// `@unchecked Sendable`: `done` and `failure` are written by the completions, which the bus
-    /// thread runs one after another, and read by the caller only after the semaphore's post.
+    /// thread runs one after another, and read by the caller only after the semaphore is signalled.
     private final class Chain: @unchecked Sendable {
         let reader: DeviceReader
         let bus: ModbusBus
         let end: Int64
         private var done = 0
         private var failure: ModbusError?
-        private let finished = Wakeup()
+        private let finished = DispatchSemaphore(value: 0)
 
         init(reader: DeviceReader, bus: ModbusBus, end: Int64) {
             self.reader = reader
@@ -95,19 +95,5 @@ public final class PollBenchmark {
             if let failure { throw failure }
             return done
         }
-    }
-
-    /// A POSIX semaphore: the caller sleeps in `wait` until the bus thread's `signal`.
-    /// `@unchecked Sendable`: the semaphore is allocated once in init and destroyed in deinit when
-    /// nobody holds a reference any more; sem_wait and sem_post are thread safe.
-    private final class Wakeup: @unchecked Sendable {
-        private let semaphore: UnsafeMutablePointer<sem_t>
-        init() {
-            semaphore = .allocate(capacity: 1)
-            sem_init(semaphore, 0, 0)
-        }
-        deinit { sem_destroy(semaphore); semaphore.deallocate() }
-        func signal() { sem_post(semaphore) }
-        func wait() { while sem_wait(semaphore) != 0 {} }   // EINTR only
     }
 }

@@ -91,32 +91,14 @@ public struct DeviceReader: Sendable {
         return blocks
     }
 
-    /// Decodes the points of `block` from its registers. nil values are NaN/infinite floats and
-    /// SunSpec "not implemented" values.
+    /// Decodes the points of `block` from its registers (as a poll does, through a `PollPlan`).
+    /// nil values are NaN/infinite floats, SunSpec "not implemented" values and registers the
+    /// block does not hold.
     public static func decode(_ block: ReadBlock, registers: [UInt16]) -> [String: Double?] {
-        var out: [String: Double?] = [:]
-        decode(block, registers: registers, into: &out)
-        return out
-    }
-
-    /// `decode` into an existing dictionary.
-    static func decode(_ block: ReadBlock, registers: [UInt16], into out: inout [String: Double?]) {
-        for p in block.points { out[p.name] = .some(value(of: p, in: block, registers: registers)) }
-    }
-
-    /// One point's value from its block's registers: nil for NaN/infinite floats, SunSpec "not
-    /// implemented" values and registers the block does not hold.
-    static func value(of p: ProfilePoint, in block: ReadBlock, registers: [UInt16]) -> Double? {
-        let start = p.address - block.address
-        let end = start + p.type.registerCount
-        guard start >= 0, end <= registers.count else { return nil }
-        var sf: UInt16?
-        if let a = p.scaleFactorAddress {
-            let i = a - block.address
-            guard i >= 0, i < registers.count else { return nil }
-            sf = registers[i]
-        }
-        return PointCodec.decode(p, registers[start..<end], sf: sf)
+        let plan = PollPlan([block])
+        var values = plan.template
+        plan.decode(block: 0, registers: registers, into: &values)
+        return values
     }
 
     /// Reads all blocks one after another; `completion` runs on the bus thread with every point
@@ -238,8 +220,9 @@ struct PollPlan: Sendable {
         }
     }
 
-    /// Decodes block `index`'s points from its registers into `values` (a copy of `template`),
-    /// as `DeviceReader.value(of:in:registers:)` does.
+    /// Decodes block `index`'s points from its registers into `values` (a copy of `template`):
+    /// nil for NaN/infinite floats, SunSpec "not implemented" values and registers the block
+    /// (a short answer) does not hold.
     func decode(block index: Int, registers: [UInt16], into values: inout [String: Double?]) {
         for slot in slots[index] {
             var value: Double?

@@ -4,9 +4,9 @@ import GridletYAML
 import Testing
 
 /// The read path's shortcuts (bench/poll-rate.sh) decide nothing differently: a poll's values
-/// stored through the plan's dictionary positions are the values `DeviceReader.decode` gives, a
-/// poll never sees another poll's values, and an array of registers a caller keeps is not
-/// overwritten by the connection's next read.
+/// stored through the plan's dictionary positions are each point decoded from its own registers
+/// by `PointCodec`, a poll never sees another poll's values, and an array of registers a caller
+/// keeps is not overwritten by the connection's next read.
 @Suite struct ReadPathTests {
     /// A small deterministic generator (SplitMix64) for register contents.
     struct Registers {
@@ -30,8 +30,20 @@ import Testing
         }
     }
 
+    /// What a point's value is, worked out here from the point alone (the plan's blocks hold
+    /// every register of their points).
+    static func expected(_ block: ReadBlock, _ regs: [UInt16]) -> [String: Double?] {
+        var out: [String: Double?] = [:]
+        for p in block.points {
+            let start = p.address - block.address
+            let sf = p.scaleFactorAddress.map { regs[$0 - block.address] }
+            out[p.name] = .some(PointCodec.decode(p, regs[start..<(start + p.type.registerCount)], sf: sf))
+        }
+        return out
+    }
+
     @Test(arguments: BuiltinProfiles.names.filter { $0 != "sunspec-meter" })
-    func planDecodesWhatDecodeDecodesAndPollsDoNotShareValues(profileName: String) throws {
+    func planDecodesEachPointFromItsRegistersAndPollsDoNotShareValues(profileName: String) throws {
         let profile = try #require(try ProfileLibrary.builtin(named: profileName))
         let blocks = DeviceReader.plan(profile.points)
         let plan = PollPlan(blocks)
@@ -46,7 +58,7 @@ import Testing
             for (i, block) in blocks.enumerated() {
                 let regs = gen.block(block.count)
                 plan.decode(block: i, registers: regs, into: &values)
-                DeviceReader.decode(block, registers: regs, into: &reference)
+                reference.merge(Self.expected(block, regs)) { _, new in new }
             }
             polls.append(values)
             expected.append(reference)
